@@ -1,0 +1,856 @@
+"""Proximal Policy Optimization (PPO) with GAE(γ, λ), for discrete and continuous actions.
+
+Papers: Schulman, Wolski, Dhariwal, Radford, Klimov, "Proximal Policy Optimization Algorithms" (2017);
+Schulman, Moritz, Levine, Jordan, Abbeel, "High-Dimensional Continuous Control Using Generalized
+Advantage Estimation" (ICLR 2016). Lecture notes: ../shared/seeds 000 (PPO, GAE) and 002 (policy
+gradient, importance weights, clipping).
+
+PPO improves π_θ a little on each batch of its own data, keeping the new policy close to the old one
+either by clipping the probability ratio r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t) or by an adaptive
+KL penalty β_k·KL[π_θk, π_θ]; both objectives are here (`--objective clip|kl`).
+
+Pseudocode (the step tags appear in the training loop below):
+    for k = 0, 1, 2, ...
+        [S1] collect T steps in each of N envs with π_θk (an episode may end mid-batch)
+        [S2] V(s_t) for every visited state; δ_t = r_t + γ V(s_{t+1}) − V(s_t);
+             Â_t = Σ_{l=0}^{T−t−1} (γλ)^l δ_{t+l} (truncated GAE), returns R̂_t = Â_t + V(s_t)
+        [S3] for E epochs over shuffled minibatches: maximise L^CLIP (or L^KLPEN), fit V to R̂_t
+        [S4] log; with the KL objective, double or halve β against the KL target
+
+Run:
+    python ppo.py --env Hopper-v4                       # MuJoCo defaults, 1M steps
+    python ppo.py --env CartPole-v1 --total-timesteps 100000 --num-envs 4 --num-steps 128 \
+        --num-minibatches 4 --update-epochs 4 --ent-coef 0.01 --learning-rate 2.5e-4 --no-norm-reward
+What a working run reaches (README "Results" gives the command behind each number):
+    Hopper-v4 ≈ 2,000–3,000 at 1M steps; CartPole-v1 500 within 100k steps; InvertedPendulum-v4 1000.
+
+Gymnasium 1.x, done right (CleanRL's scripts are broken on three of these):
+  - vector envs autoreset in SAME_STEP mode: the step that ends an episode returns the first observation
+    of the next one and puts the true last observation in infos["final_obs"]; we keep both, so no fake
+    transition s_last -> s_0 ever enters the batch;
+  - a time limit (`truncated`) bootstraps from V(final observation); a true end (`terminated`) does not;
+  - every finished episode's return and length are logged (counted by hand, not via wrappers).
+
+Deviations from the paper: none in the objectives. The "implementation details" of the MuJoCo setup
+(observation and reward normalisation, value clipping, gradient clipping, LR annealing, orthogonal
+init, Adam ε) come from OpenAI baselines' ppo2, not from the paper; each is marked TRICK: below.
+"""
+
+# ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+import copy
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
+@dataclass
+class Args:
+    # --- common to every script (CONTRIBUTING.md) ---
+    env: str = "Hopper-v4"
+    """gymnasium environment id, e.g. Hopper-v4, CartPole-v1, Pendulum-v1"""
+    exp_name: str = "ppo"
+    """name of this experiment; part of the run directory name"""
+    seed: int = 1
+    """seed of python, numpy, torch and the environments"""
+    total_timesteps: int = 1_000_000
+    """environment steps to train for (all envs together)"""
+    cuda: bool = True
+    """use the GPU when one is available (for 64-unit MLPs the CPU is usually as fast)"""
+    torch_deterministic: bool = True
+    """make cuDNN deterministic"""
+    torch_threads: int = 1
+    """CPU threads for torch; 1 is fastest for small MLPs (2 threads on 2 cores measured several times slower)"""
+    capture_video: bool = False
+    """record the final evaluation episodes to <run dir>/videos (needs moviepy)"""
+    save_model: bool = True
+    """write <run dir>/model.pt (networks + observation-normalisation statistics)"""
+    runs_dir: str = "runs"
+    """parent folder of the run directories"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic (mean-action) evaluation"""
+    eval_seed: int = 10_000
+    """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
+
+    # --- saving and reusing ---
+    checkpoint: Optional[str] = None
+    """skip training: load this model.pt, evaluate it (and export it with --save-expert)"""
+    save_expert: Optional[str] = None
+    """write an expert to this folder: policy.pt2 (torch.export) and demos.npz"""
+    expert_episodes: int = 25
+    """episodes of demonstrations written to demos.npz"""
+    expert_seed: int = 20_000
+    """demonstration episode i is reset with seed expert_seed + i"""
+
+    # --- PPO (defaults: CleanRL ppo_continuous_action.py = OpenAI baselines' MuJoCo settings) ---
+    objective: Literal["clip", "kl"] = "clip"
+    """clip: L^CLIP with ε = clip_coef; kl: L^KLPEN with adaptive β (PPO paper, Sec. 3 and 4)"""
+    num_envs: int = 1
+    """N: parallel environments"""
+    num_steps: int = 2048
+    """T: steps per environment per rollout; batch size = N·T"""
+    learning_rate: float = 3e-4
+    """Adam step size (PPO paper, Table 3)"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to 0 over training"""
+    gamma: float = 0.99
+    """γ: discount factor"""
+    gae_lambda: float = 0.95
+    """λ of GAE(γ, λ): 0 gives the one-step TD advantage, 1 the Monte-Carlo one"""
+    num_minibatches: int = 32
+    """minibatches per epoch; minibatch size = N·T / num_minibatches"""
+    update_epochs: int = 10
+    """E: passes over each batch"""
+    norm_adv: bool = True
+    """normalise Â to zero mean and unit std within each minibatch"""
+    clip_coef: float = 0.2
+    """ε: clipping range of the ratio r_t(θ) (and of the value update when clip_vloss)"""
+    clip_vloss: bool = True
+    """clip the value update around the old prediction, as baselines' ppo2 does"""
+    ent_coef: float = 0.0
+    """weight of the entropy bonus"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    max_grad_norm: float = 0.5
+    """clip the global gradient norm to this"""
+    target_kl: Optional[float] = None
+    """stop the epochs of an update early when the approximate KL exceeds this (off by default)"""
+    kl_target: float = 0.01
+    """d_targ: KL the adaptive penalty aims for (PPO paper, Sec. 4; 0.01 is in its sweep)"""
+    kl_beta: float = 1.0
+    """β_0: initial KL penalty coefficient (PPO paper: "the initial value is not important")"""
+    kl_tolerance: float = 1.5
+    """β changes only when the KL is outside [d_targ / tol, d_targ · tol] (PPO paper: 1.5)"""
+    kl_factor: float = 2.0
+    """β is multiplied or divided by this (PPO paper: 2)"""
+    norm_obs: bool = True
+    """normalise observations with running mean and variance"""
+    clip_obs: float = 10.0
+    """clip normalised observations to ±clip_obs"""
+    norm_reward: bool = True
+    """divide rewards by the running std of the discounted return"""
+    clip_reward: float = 10.0
+    """clip scaled rewards to ±clip_reward"""
+    hidden_size: int = 64
+    """units in each of the two hidden layers of actor and critic"""
+
+
+# ── Environment ────────────────────────────────────────────────────────────────────────────────────
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    batch_size = args.num_envs * args.num_steps
+    rules = [
+        (args.num_envs >= 1, "--num-envs must be at least 1"),
+        (args.num_steps >= 1, "--num-steps must be at least 1"),
+        (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
+         f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint is not None or args.total_timesteps >= batch_size,
+         f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
+        (args.update_epochs >= 1, "--update-epochs must be at least 1"),
+        (args.learning_rate > 0, "--learning-rate must be positive"),
+        (0 <= args.gamma <= 1, "--gamma must be in [0, 1]"),
+        (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
+        (args.clip_coef > 0, "--clip-coef must be positive"),
+        (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
+        (args.kl_target > 0 and args.kl_beta > 0, "--kl-target and --kl-beta must be positive"),
+        (args.kl_tolerance > 1 and args.kl_factor > 1, "--kl-tolerance and --kl-factor must be greater than 1"),
+        (args.target_kl is None or args.target_kl > 0, "--target-kl must be positive"),
+        (args.eval_episodes >= 0 and args.expert_episodes >= 1, "--eval-episodes must be >= 0 and --expert-episodes >= 1"),
+        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
+        (args.clip_obs > 0 and args.clip_reward > 0, "--clip-obs and --clip-reward must be positive"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+
+# ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    # TRICK: orthogonal weights with gain √2 for tanh hidden layers, zero biases (baselines' ppo2;
+    # "The 37 Implementation Details of PPO", detail 2). The policy head uses gain 0.01 so the first
+    # actions are near the mean (≈ 0) for every state; the value head uses gain 1.
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float) -> nn.Sequential:
+    """in_dim -> hidden -> hidden -> out_dim with tanh activations."""
+    return nn.Sequential(
+        layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, out_dim), std=out_std),
+    )
+
+
+def numpy_weights(net: nn.Sequential) -> list:
+    """[(Wᵀ, b), ...] of the Linear layers of `net`, as float32 numpy copies on the CPU."""
+    return [(m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy())
+            for m in net if isinstance(m, nn.Linear)]
+
+
+def numpy_mlp(layers: list, x: np.ndarray) -> np.ndarray:
+    """The forward pass of mlp() in numpy: tanh after every layer but the last. x (B, in) -> (B, out)."""
+    for i, (w_t, b) in enumerate(layers):
+        x = x @ w_t + b
+        if i < len(layers) - 1:
+            x = np.tanh(x)
+    return x
+
+
+class Agent(nn.Module):
+    """Separate actor and critic networks.
+
+    Discrete actions: the actor outputs logits of a categorical π_θ(·|s).
+    Continuous actions: the actor outputs the mean μ_θ(s) of a Gaussian with a state-independent,
+    learned log-std (a free parameter vector, as in the PPO paper's MuJoCo experiments).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int):
+        super().__init__()
+        self.discrete = discrete
+        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0)
+        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01)
+        # log σ, shape (act_dim,); unused (and untrained) for discrete actions, kept so that checkpoints
+        # of both kinds have the same keys.
+        self.log_std = nn.Parameter(torch.zeros(act_dim), requires_grad=not discrete)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V_φ(s): (B, obs_dim) -> (B,)"""
+        return self.critic(obs).squeeze(-1)
+
+    def log_prob(self, out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log π_θ(a|s) from the actor output `out` (logits or μ, (B, A)) -> (B,)"""
+        if self.discrete:
+            return categorical_log_prob(out, actions)
+        return gaussian_log_prob(actions, out, self.log_std)
+
+    def entropy(self, out: torch.Tensor) -> torch.Tensor:
+        """H[π_θ(·|s)] -> (B,)"""
+        if self.discrete:
+            return categorical_entropy(out)
+        return gaussian_entropy(self.log_std).expand(out.shape[0])
+
+    def kl_from(self, out_old: torch.Tensor, log_std_old: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """KL[π_θk(·|s) ‖ π_θ(·|s)] per state -> (B,), the direction of the PPO paper's L^KLPEN."""
+        if self.discrete:
+            return categorical_kl(out_old, out)
+        return gaussian_kl(out_old, log_std_old, out, self.log_std)
+
+
+def flatten_parameters(module: nn.Module) -> nn.Parameter:
+    """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
+
+    TRICK (speed): the networks' 13 tensors become views of one vector, so Adam and the gradient clipping run
+    one fused kernel on one tensor instead of a Python loop over 13 small ones (−10–15% of the update time
+    here; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its view.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        p.grad = flat.grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat
+
+
+class DeterministicPolicy(nn.Module):
+    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
+
+    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes).
+    Discrete: the most likely action. This is what --save-expert exports with torch.export, so any
+    script can load it without our classes: torch.export.load(path).module()(obs).
+    """
+
+    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+        super().__init__()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
+            p.data = p.data.clone()
+            p.requires_grad_(False)
+        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        if obs_rms is not None:
+            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
+            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+        if not discrete:
+            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        x = obs
+        if self.normalize:
+            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+        out = self.actor(x)
+        if self.discrete:
+            return out.argmax(dim=-1)
+        return torch.maximum(torch.minimum(out, self.high), self.low)
+
+
+# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# Notation (T steps × N envs, flattened to B = T·N for the update; A = action dim or number of actions):
+#   code          symbol                      shape
+#   obs           s_t (normalised)            (T, N, obs_dim)
+#   actions       a_t                         (T, N, A) continuous, (T, N) discrete
+#   rewards       r_t (scaled)                (T, N)
+#   values        V(s_t)                      (T, N)
+#   next_values   V(s_{t+1}), s_{t+1} the true next state (the final obs when an episode ended)  (T, N)
+#   terminated    1 if s_{t+1} is terminal (no future reward)        (T, N)
+#   dones         1 if the episode ended at t (terminated or truncated)  (T, N)
+#   advantages    Â_t = GAE(γ, λ)              (T, N)
+#   returns       R̂_t = Â_t + V(s_t), the value target              (T, N)
+#   logp_old      log π_θk(a_t|s_t)           (B,)
+#   ratio         r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)             (B,)
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def gaussian_log_prob(a: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Diagonal Gaussian: a, mu (B, A); log_std (A,) or (B, A) -> (B,)"""
+    # log π(a|s) = Σ_i [ −½ ((a_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
+    z = (a - mu) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """(A,) -> scalar"""
+    # H = Σ_i [ log σ_i + ½ log 2πe ]
+    return (log_std + 0.5 * (LOG_2PI + 1)).sum(-1)
+
+
+def gaussian_kl(mu0: torch.Tensor, log_std0: torch.Tensor, mu1: torch.Tensor, log_std1: torch.Tensor) -> torch.Tensor:
+    """KL[N(μ0, σ0²) ‖ N(μ1, σ1²)] summed over action dims -> (B,)"""
+    # KL = Σ_i [ log σ1/σ0 + (σ0² + (μ0 − μ1)²) / (2σ1²) − ½ ]
+    var0, var1 = torch.exp(2 * log_std0), torch.exp(2 * log_std1)
+    return (log_std1 - log_std0 + (var0 + (mu0 - mu1).pow(2)) / (2 * var1) - 0.5).sum(-1)
+
+
+def categorical_log_prob(logits: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """logits (B, A), a (B,) integer -> (B,)"""
+    # log π(a|s) = logits_a − log Σ_b exp(logits_b)
+    return torch.log_softmax(logits, dim=-1).gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """(B, A) -> (B,)"""
+    # H = −Σ_a π(a|s) log π(a|s)
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def categorical_kl(logits0: torch.Tensor, logits1: torch.Tensor) -> torch.Tensor:
+    """KL[π0 ‖ π1] -> (B,)"""
+    # KL = Σ_a π0(a) (log π0(a) − log π1(a))
+    logp0, logp1 = torch.log_softmax(logits0, dim=-1), torch.log_softmax(logits1, dim=-1)
+    return (logp0.exp() * (logp0 - logp1)).sum(-1)
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
+                dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """Truncated GAE(γ, λ) of one rollout; all inputs (T, N) -> advantages (T, N).
+
+    GAE is the (1−λ)-weighted average of the k-step estimators Â_t^(k) = Σ_{l<k} γ^l r_{t+l} + γ^k V(s_{t+k}) − V(s_t),
+    which telescopes (notes 000) into Â_t = Σ_l (γλ)^l δ_{t+l}. Computed backwards:
+    Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1}, starting from Â_T = 0 — the truncation of the notes,
+    Â_t = Σ_{l=0}^{T−t−1} (γλ)^l δ_{t+l}, since the last step bootstraps from V(s_T) through δ_{T−1}.
+    """
+    assert rewards.shape == values.shape == next_values.shape == terminated.shape == dones.shape
+    # δ_t = r_t + γ·(1 − terminated_t)·V(s_{t+1}) − V(s_t)
+    # GOTCHA: a time-limit truncation is not terminal: s_{t+1} (the final obs) still has value, so only
+    # `terminated` zeroes the bootstrap. Both end the sum, through `dones` below: the next row of the
+    # batch belongs to a new episode.
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values
+    advantages = np.zeros_like(deltas)
+    last = np.zeros_like(deltas[0])  # Â_{t+1}, shape (N,)
+    for t in reversed(range(deltas.shape[0])):
+        # Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1}
+        last = deltas[t] + gamma * lam * (1.0 - dones[t]) * last
+        advantages[t] = last
+    return advantages
+
+
+def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """−L^CLIP, to minimise. ratio, adv: (B,) -> scalar."""
+    assert ratio.shape == adv.shape
+    # L^CLIP(θ) = E_t[ min( r_t(θ)·Â_t, clip(r_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7)
+    # The min makes it a pessimistic bound: once r_t leaves [1−ε, 1+ε] in the direction that Â_t rewards
+    # (r > 1+ε with Â > 0, r < 1−ε with Â < 0) the clipped term is the minimum, it is constant in θ, and
+    # that sample's gradient is exactly zero; moves that make the objective worse are never clipped.
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * adv
+    return -torch.min(unclipped, clipped).mean()
+
+
+def ppo_kl_loss(ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
+    """−L^KLPEN, to minimise. ratio, adv, kl: (B,) -> scalar."""
+    assert ratio.shape == adv.shape == kl.shape
+    # L^KLPEN(θ) = E_t[ r_t(θ)·Â_t − β·KL[π_θk(·|s_t), π_θ(·|s_t)] ]      (PPO paper, eq. 8)
+    return -(ratio * adv - beta * kl).mean()
+
+
+def adapt_kl_beta(beta: float, kl: float, kl_target: float, tolerance: float, factor: float) -> float:
+    """β_{k+1} from the mean KL d of the last update (PPO paper, Sec. 4)."""
+    # d < d_targ / 1.5  ->  β ← β / 2   (the policy moved too little: loosen the penalty)
+    # d > d_targ × 1.5  ->  β ← β × 2   (it moved too far: tighten it)
+    if kl < kl_target / tolerance:
+        return beta / factor
+    if kl > kl_target * tolerance:
+        return beta * factor
+    return beta
+
+
+def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
+    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
+    assert v.shape == v_old.shape == returns.shape
+    if clip_coef is None:
+        return 0.5 * (v - returns).pow(2).mean()
+    # TRICK (baselines' ppo2; not in the paper): V_clip = V_old + clip(V − V_old, −ε, ε),
+    # loss = ½·max((V − R̂)², (V_clip − R̂)²), a trust region on the critic like the actor's.
+    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
+    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+
+
+def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
+    """1 − Var[target − pred] / Var[target]: 1 is a perfect critic, ≤ 0 is no better than a constant."""
+    var = np.var(target)
+    return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def main(args: Args) -> dict:
+    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    check_args(args)
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    probe = make_env(args.env)
+    obs_dim, act_dim, discrete = check_spaces(probe, args.env)
+    low, high = (None, None) if discrete else (probe.action_space.low, probe.action_space.high)
+    probe.close()
+
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    train_returns: list = []
+    global_step, start_time = 0, time.time()
+
+    if args.checkpoint is not None:
+        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+    else:
+        # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
+        flat_params = flatten_parameters(agent)
+        optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
+        T, N = args.num_steps, args.num_envs
+        batch_size = T * N
+        minibatch_size = batch_size // args.num_minibatches
+        num_iterations = args.total_timesteps // batch_size
+
+        # GOTCHA: SAME_STEP autoreset (gymnasium's default is NEXT_STEP, where the step after an episode's end
+        # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
+        envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        if not discrete:
+            envs.action_space.seed(args.seed)
+        # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
+        # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
+        ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
+        noise_rng = np.random.default_rng(args.seed)
+        kl_beta = args.kl_beta
+
+        # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
+        obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
+        rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+        ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
+
+        raw_obs, _ = envs.reset(seed=args.seed)
+        if obs_rms is not None:
+            obs_rms.update(raw_obs)
+        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+
+        for iteration in range(1, num_iterations + 1):
+            if args.anneal_lr:
+                # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+            # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
+            # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
+            # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+
+            # [S1] collect T steps in each of the N envs with π_θk.
+            for t in range(T):
+                global_step += N
+                obs_buf[t] = obs
+                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                if discrete:
+                    # TRICK: Gumbel-max, argmax_a(logits_a + g_a) with g_a = −log(−log u_a), u_a ~ U(0,1), is an exact
+                    # sample from softmax(logits), in two numpy calls.
+                    action = np.argmax(out - np.log(-np.log(noise_rng.random(out.shape))), axis=-1)
+                    env_action = action
+                else:
+                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
+                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                    # GOTCHA: the env gets the action clipped to its bounds, but the batch keeps the sampled one,
+                    # because log π_θ must be of the action the Gaussian actually drew.
+                    env_action = np.clip(action, low, high)
+                act_buf[t] = action
+
+                raw_next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                done = terminated | truncated
+
+                ep_return += reward
+                ep_length += 1
+                if args.norm_reward:
+                    discounted_return = args.gamma * discounted_return + reward
+                    ret_rms.update(discounted_return)
+                    reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+                rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
+
+                if obs_rms is not None:
+                    obs_rms.update(raw_next_obs)
+                obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
+                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                for i in np.flatnonzero(done):
+                    # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
+                    # of the next episode and put the last one of this episode in infos["final_obs"].
+                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                    train_returns.append(float(ep_return[i]))
+                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
+                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                    ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
+
+            # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
+            # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
+            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+            with torch.no_grad():
+                b_values = agent.value(b_obs)  # (B,)
+                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                b_out_old = agent.actor(b_obs)  # logits or μ of π_θk, (B, A): for the KL objective and diagnostics
+                b_logp_old = agent.log_prob(b_out_old, b_actions)  # (B,)
+            log_std_old = agent.log_std.detach().clone()
+            values_np = b_values.cpu().numpy().reshape(T, N)
+            advantages = compute_gae(rew_buf, values_np, next_values.cpu().numpy().reshape(T, N),
+                                     term_buf, done_buf, args.gamma, args.gae_lambda)
+            returns = advantages + values_np  # R̂_t = Â_t + V(s_t), the critic's regression target
+            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+
+            # [S3] E epochs of minibatch updates of θ (actor) and φ (critic).
+            clipfracs, approx_kl = [], torch.zeros((), device=device)
+            for epoch in range(args.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, minibatch_size):
+                    mb = perm[start:start + minibatch_size]
+                    mb_obs = b_obs[mb]
+                    out = agent.actor(mb_obs)
+                    logp = agent.log_prob(out, b_actions[mb])
+                    log_ratio = logp - b_logp_old[mb]
+                    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
+                    with torch.no_grad():
+                        # Diagnostic: KL ≈ E[(r − 1) − log r], an unbiased, always ≥ 0 estimator (J. Schulman,
+                        # "Approximating KL divergence", 2020). > 0.05 or so: the step was too large.
+                        approx_kl = ((ratio - 1) - log_ratio).mean()
+                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+
+                    mb_adv = b_adv[mb]
+                    if args.norm_adv:
+                        # TRICK: per-minibatch advantage normalisation (baselines' ppo2); the 1e-8 avoids 0/0.
+                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                    if args.objective == "clip":
+                        pg_loss = ppo_clip_loss(ratio, mb_adv, args.clip_coef)
+                    else:
+                        kl = agent.kl_from(b_out_old[mb], log_std_old, out)
+                        pg_loss = ppo_kl_loss(ratio, mb_adv, kl, kl_beta)
+                    v_loss = value_loss(agent.value(mb_obs), b_values[mb], b_returns[mb],
+                                        args.clip_coef if args.clip_vloss else None)
+                    entropy = agent.entropy(out).mean()
+                    # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
+                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+
+                    flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
+                    loss.backward()
+                    # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
+                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                    optimizer.step()
+                if args.target_kl is not None and approx_kl.item() > args.target_kl:
+                    break
+
+            # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
+            with torch.no_grad():
+                mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
+            if args.objective == "kl":
+                kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
+                writer.add_scalar("losses/kl_beta", kl_beta, global_step)
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/kl", mean_kl, global_step)  # exact KL of the whole update
+            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+            writer.add_scalar("losses/explained_variance", explained_variance(values_np, returns), global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+        envs.close()
+
+    train_time = time.time() - start_time
+    summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
+                     global_step, train_time, train_returns)
+    writer.close()
+    return summary
+
+
+def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
+    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
+    if rms is None:
+        return obs.astype(np.float32)
+    # TRICK: observation normalisation (baselines' VecNormalize): MuJoCo observations mix positions and
+    # velocities of very different scales; a tanh MLP learns much faster on unit-scale inputs.
+    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+
+
+# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: seeding
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (environments are seeded at reset)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+# <<< shared: seeding
+
+
+# >>> shared: atomic writes
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+# <<< shared: atomic writes
+
+
+# >>> shared: run_episodes
+def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
+    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
+
+    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
+    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
+    and per-episode `episode_returns` and `episode_lengths`.
+    """
+    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total, length = False, 0.0, 0
+        while not done:
+            action = policy(np.asarray(obs, np.float32)[None])[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
+                steps[key].append(value)
+            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    out = {k: np.asarray(v) for k, v in steps.items()}
+    out["observations"] = out["observations"].astype(np.float32)
+    out["next_observations"] = out["next_observations"].astype(np.float32)
+    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
+    return out
+# <<< shared: run_episodes
+
+
+def torch_policy(module: nn.Module):
+    """Wrap a torch module as the numpy callable run_episodes expects."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs)).numpy()
+    return act
+
+
+def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
+    """Rebuild the agent and observation statistics from a model.pt written by this script."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise UserError(f"cannot read checkpoint '{path}': {err}") from None
+    if not isinstance(ckpt, dict) or "agent" not in ckpt:
+        raise UserError(f"'{path}' is not a model.pt written by ppo.py")
+    if ckpt["env"] != args.env:
+        raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
+    agent = Agent(obs_dim, act_dim, discrete, ckpt["args"]["hidden_size"]).to(device)
+    agent.load_state_dict(ckpt["agent"])
+    obs_rms = None
+    if ckpt["obs_rms"] is not None:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.mean, obs_rms.var, obs_rms.count = (np.asarray(ckpt["obs_rms"][k]) for k in ("mean", "var", "count"))
+    args.clip_obs = ckpt["args"]["clip_obs"]
+    return agent, obs_rms
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
+           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list) -> dict:
+    """Final deterministic evaluation, model.pt, optional expert, summary.json."""
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "env": args.env, "args": dataclasses.asdict(args),
+            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
+            "obs_rms": None if obs_rms is None else {"mean": obs_rms.mean, "var": obs_rms.var, "count": obs_rms.count},
+        }, os.path.join(run_dir, "model.pt"))
+    if args.save_expert is not None:
+        save_expert(args, policy, agent.actor[0].in_features)
+
+    summary = {
+        "script": "ppo.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+    }
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
+    """DIR/policy.pt2: the deterministic policy via torch.export; DIR/demos.npz: its episodes (CONTRIBUTING.md)."""
+    os.makedirs(args.save_expert, exist_ok=True)
+    # GOTCHA: export with a batch of 2 and Dim.AUTO; a batch of 1 specialises the batch dimension to 1.
+    exported = torch.export.export(policy, (torch.zeros(2, obs_dim),),
+                                   dynamic_shapes={"obs": {0: torch.export.Dim.AUTO}})
+    path = os.path.join(args.save_expert, "policy.pt2")
+    tmp = os.path.join(args.save_expert, f".policy.tmp{os.getpid()}.pt2")
+    torch.export.save(exported, tmp)
+    os.replace(tmp, path)
+    # The demonstrations come from the exported program itself, so they are exactly what a user of policy.pt2 gets.
+    demos = run_episodes(torch_policy(torch.export.load(path).module()), args.env, args.expert_episodes, args.expert_seed)
+    returns = demos["episode_returns"]
+    metadata = {
+        "env_id": args.env, "script": "ppo.py", "seed": args.seed,
+        "command": "python " + " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "episodes": len(returns), "obs_dim": obs_dim,
+        "action_space": "discrete" if policy.discrete else "continuous",
+        "versions": {"gymnasium": gym.__version__, "torch": torch.__version__, "numpy": np.__version__},
+    }
+    atomic_savez(os.path.join(args.save_expert, "demos.npz"), metadata=np.array(json.dumps(metadata)), **demos)
+    print(f"expert: {path} and demos.npz ({len(returns)} episodes, return {returns.mean():.1f} ± {returns.std():.1f})")
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except UserError as err:
+        sys.exit(f"ppo.py: error: {err}")
