@@ -487,6 +487,9 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     check_args(args)
+    if args.capture_video and "DISPLAY" not in os.environ:
+        # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
+        os.environ.setdefault("MUJOCO_GL", "egl")
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")

@@ -1,0 +1,143 @@
+"""ppo.py end to end through its command line: tiny runs, clear errors, saving and reloading."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ppo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64", "--num-minibatches", "2",
+        "--update-epochs", "2", "--eval-episodes", "2"]
+
+
+def run_cli(*argv, cwd=ROOT):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "ppo.py"), *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def only_run_dir(runs_dir):
+    (name,) = os.listdir(runs_dir)
+    return os.path.join(runs_dir, name)
+
+
+def test_help_works():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "--total-timesteps" in result.stdout and "--objective" in result.stdout
+
+
+@pytest.mark.parametrize("env_id,extra", [("CartPole-v1", []), ("Hopper-v4", []), ("CartPole-v1", ["--objective", "kl"]),
+                                          ("Pendulum-v1", ["--objective", "kl", "--no-norm-obs", "--no-norm-reward"])])
+def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
+    result = run_cli("--env", env_id, "--runs-dir", str(tmp_path), *TINY, *extra)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    assert os.path.basename(run_dir).startswith(f"{env_id}__ppo__1__")
+    files = set(os.listdir(run_dir))
+    assert {"args.json", "model.pt", "summary.json"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    assert not [f for f in files if ".tmp" in f]  # atomic writes leave no temporary files
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["env_steps"] == 256 and summary["eval_episodes"] == 2
+    assert len(summary["eval_returns"]) == 2 and summary["eval_return_mean"] == pytest.approx(np.mean(summary["eval_returns"]))
+    assert summary["sps"] > 0 and summary["wall_time_s"] >= 0
+    assert json.load(open(os.path.join(run_dir, "args.json")))["env"] == env_id
+
+
+def error_line(result):
+    """The whole stderr must be one line saying what is wrong, and no traceback."""
+    assert result.returncode != 0
+    lines = [l for l in result.stderr.splitlines() if l.strip() and "WARN" not in l]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ppo.py: error:") or "error" in lines[0].lower()
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    (["--env", "FrozenLake-v1"], "flat Box"),
+    (["--env", "CartPole-v1", "--num-minibatches", "3", "--num-steps", "64"], "--num-minibatches"),
+    (["--env", "CartPole-v1", "--total-timesteps", "10"], "smaller than one batch"),
+    (["--env", "CartPole-v1", "--gamma", "1.5"], "--gamma"),
+    (["--env", "CartPole-v1", "--learning-rate", "-1"], "--learning-rate"),
+    (["--env", "CartPole-v1", "--checkpoint", "no/such/model.pt"], "does not exist"),
+])
+def test_bad_input_gives_one_clear_line(argv, needle):
+    assert needle in error_line(run_cli(*argv))
+
+
+@pytest.mark.parametrize("argv,needle", [(["--objective", "trpo"], "trpo"), (["--num-envs", "two"], "two")])
+def test_unparsable_arguments_are_reported_by_tyro_without_traceback(argv, needle):
+    # tyro, which parses the command line, prints its own short boxed message for values of the wrong type.
+    result = run_cli(*argv)
+    assert result.returncode != 0 and "Traceback" not in result.stderr and needle in result.stderr
+
+
+def test_checkpoint_of_another_env_is_rejected(tmp_path):
+    assert run_cli("--env", "CartPole-v1", "--runs-dir", str(tmp_path), *TINY).returncode == 0
+    model = os.path.join(only_run_dir(tmp_path), "model.pt")
+    line = error_line(run_cli("--env", "Acrobot-v1", "--checkpoint", model, "--runs-dir", str(tmp_path / "x")))
+    assert "CartPole-v1" in line
+
+
+def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
+    """Train briefly, then: (1) --checkpoint reloads model.pt and gets the same evaluation returns;
+    (2) policy.pt2, loaded with torch.export alone, gets them too; (3) demos.npz is what the policy did."""
+    args = ppo.Args(env="Hopper-v4", total_timesteps=4096, num_steps=1024, num_minibatches=8, update_epochs=2,
+                    eval_episodes=3, runs_dir=str(tmp_path / "train"), save_expert=str(tmp_path / "expert"),
+                    expert_episodes=3)
+    trained = ppo.main(args)
+
+    reloaded = ppo.main(ppo.Args(env="Hopper-v4", checkpoint=os.path.join(trained["run_dir"], "model.pt"),
+                                 eval_episodes=3, runs_dir=str(tmp_path / "eval")))
+    assert reloaded["eval_returns"] == trained["eval_returns"]
+
+    policy = torch.export.load(str(tmp_path / "expert" / "policy.pt2")).module()
+    with torch.no_grad():
+        batch = policy(torch.zeros(5, 11))  # any batch size
+    assert batch.shape == (5, 3)
+    exported = ppo.run_episodes(ppo.torch_policy(policy), "Hopper-v4", 3, args.eval_seed)
+    np.testing.assert_allclose(exported["episode_returns"], trained["eval_returns"], rtol=1e-6)
+
+    demos = np.load(tmp_path / "expert" / "demos.npz")
+    meta = json.loads(str(demos["metadata"]))
+    assert meta["env_id"] == "Hopper-v4" and meta["episodes"] == 3 and meta["action_space"] == "continuous"
+    n = int(demos["episode_lengths"].sum())
+    assert demos["observations"].shape == (n, 11) and demos["actions"].shape == (n, 3)
+    assert demos["next_observations"].shape == (n, 11) and demos["rewards"].shape == (n,)
+    assert demos["terminations"].shape == demos["truncations"].shape == (n,)
+    ends = np.flatnonzero(demos["terminations"] | demos["truncations"])
+    np.testing.assert_array_equal(ends + 1, np.cumsum(demos["episode_lengths"]))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    returns = [demos["rewards"][s:e + 1].sum() for s, e in zip(starts, ends)]
+    np.testing.assert_allclose(returns, demos["episode_returns"], rtol=1e-5)
+    assert meta["return_mean"] == pytest.approx(demos["episode_returns"].mean())
+    # the recorded actions are exactly the exported policy's actions on the recorded observations
+    with torch.no_grad():
+        relabel = policy(torch.from_numpy(demos["observations"])).numpy()
+    np.testing.assert_allclose(relabel, demos["actions"], rtol=1e-6, atol=1e-7)
+
+
+def test_discrete_expert_exports_integer_actions(tmp_path):
+    args = ppo.Args(env="CartPole-v1", total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2,
+                    update_epochs=1, eval_episodes=1, runs_dir=str(tmp_path), save_expert=str(tmp_path / "e"),
+                    expert_episodes=2)
+    ppo.main(args)
+    policy = torch.export.load(str(tmp_path / "e" / "policy.pt2")).module()
+    actions = policy(torch.zeros(4, 4))
+    assert actions.shape == (4,) and actions.dtype == torch.int64
+    assert json.loads(str(np.load(tmp_path / "e" / "demos.npz")["metadata"]))["action_space"] == "discrete"
+
+
+def test_capture_video_records_the_evaluation_episodes(tmp_path):
+    result = run_cli("--env", "CartPole-v1", "--runs-dir", str(tmp_path), "--capture-video", *TINY)
+    assert result.returncode == 0, result.stderr
+    videos = os.listdir(os.path.join(only_run_dir(tmp_path), "videos"))
+    assert sorted(v for v in videos if v.endswith(".mp4")) == ["rl-video-episode-0.mp4", "rl-video-episode-1.mp4"]
