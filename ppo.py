@@ -20,16 +20,19 @@ Pseudocode (the step tags appear in the training loop below):
 Run:
     python ppo.py --env Hopper-v4                       # MuJoCo defaults, 1M steps
     python ppo.py --env CartPole-v1 --total-timesteps 100000 --num-envs 4 --num-steps 128 \
-        --num-minibatches 4 --update-epochs 4 --ent-coef 0.01 --learning-rate 2.5e-4 --no-norm-reward
+        --num-minibatches 4 --update-epochs 4 --ent-coef 0.01 --learning-rate 2.5e-4
 What a working run reaches (README "Results" gives the command behind each number):
-    Hopper-v4 ≈ 2,000–3,000 at 1M steps; CartPole-v1 500 within 100k steps; InvertedPendulum-v4 1000.
+    Hopper-v4 ≈ 2,500–3,000 at 1M steps; CartPole-v1 500 within 100k steps; InvertedPendulum-v4 1000 within 150k.
 
-Gymnasium 1.x, done right (CleanRL's scripts are broken on three of these):
+Gymnasium 1.x, done right:
   - vector envs autoreset in SAME_STEP mode: the step that ends an episode returns the first observation
     of the next one and puts the true last observation in infos["final_obs"]; we keep both, so no fake
     transition s_last -> s_0 ever enters the batch;
-  - a time limit (`truncated`) bootstraps from V(final observation); a true end (`terminated`) does not;
-  - every finished episode's return and length are logged (counted by hand, not via wrappers).
+  - a time limit (`truncated`) bootstraps from V(final observation); a true end (`terminated`) does not
+    (CleanRL's ppo_continuous_action.py ends the advantage at a time limit as if the task had ended);
+  - every finished episode's return and length are logged (counted by hand, not via wrappers);
+  - the observation-normalisation statistics are saved with the model and baked into exported experts
+    (CleanRL saves the networks alone, so its reloaded Hopper policies score ~4: its issues #425, #532).
 
 Deviations from the paper: none in the objectives. The "implementation details" of the MuJoCo setup
 (observation and reward normalisation, value clipping, gradient clipping, LR annealing, orthogonal
@@ -44,6 +47,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -68,7 +72,7 @@ class Args:
     total_timesteps: int = 1_000_000
     """environment steps to train for (all envs together)"""
     cuda: bool = True
-    """use the GPU when one is available (for 64-unit MLPs the CPU is usually as fast)"""
+    """train on the GPU when one is available (the rollout's actor runs in numpy on the CPU either way)"""
     torch_deterministic: bool = True
     """make cuDNN deterministic"""
     torch_threads: int = 1
@@ -145,6 +149,8 @@ class Args:
     """clip scaled rewards to ±clip_reward"""
     hidden_size: int = 64
     """units in each of the two hidden layers of actor and critic"""
+    compile: bool = False
+    """torch.compile the minibatch losses: ~30% faster updates on a CPU, after ~30 s of compiling (needs a C++ compiler)"""
 
 
 # ── Environment ────────────────────────────────────────────────────────────────────────────────────
@@ -184,7 +190,10 @@ def check_args(args: Args) -> None:
 def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
     """gym.make with a one-line error for an unknown id or a missing dependency."""
     try:
-        return gym.make(env_id, render_mode=render_mode)
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
@@ -448,7 +457,7 @@ def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> t
     return -torch.min(unclipped, clipped).mean()
 
 
-def ppo_kl_loss(ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
+def ppo_kl_loss(ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta) -> torch.Tensor:
     """−L^KLPEN, to minimise. ratio, adv, kl: (B,) -> scalar."""
     assert ratio.shape == adv.shape == kl.shape
     # L^KLPEN(θ) = E_t[ r_t(θ)·Â_t − β·KL[π_θk(·|s_t), π_θ(·|s_t)] ]      (PPO paper, eq. 8)
@@ -475,6 +484,32 @@ def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip
     # loss = ½·max((V − R̂)², (V_clip − R̂)²), a trust region on the critic like the actor's.
     v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
     return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+
+
+def ppo_losses(agent: "Agent", obs, actions, logp_old, adv, v_old, returns, out_old, log_std_old,
+               kl_beta: torch.Tensor, objective: str, clip_coef: float, clip_vloss: bool, norm_adv: bool):
+    """The losses of one minibatch -> (policy loss, value loss, entropy, approx KL, clip fraction).
+
+    Inputs are the minibatch rows of the batch tensors (see the notation table); `kl_beta` is β_k (0-d tensor).
+    """
+    out = agent.actor(obs)  # logits or μ_θ(s_t), (M, A)
+    logp = agent.log_prob(out, actions)
+    log_ratio = logp - logp_old
+    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
+    with torch.no_grad():
+        # Diagnostic: KL ≈ E[(r − 1) − log r], an unbiased, always ≥ 0 estimator (J. Schulman,
+        # "Approximating KL divergence", 2020). > 0.05 or so: the step was too large.
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    if norm_adv:
+        # TRICK: per-minibatch advantage normalisation (baselines' ppo2); the 1e-8 avoids 0/0.
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if objective == "clip":
+        pg_loss = ppo_clip_loss(ratio, adv, clip_coef)
+    else:
+        pg_loss = ppo_kl_loss(ratio, adv, agent.kl_from(out_old, log_std_old, out), kl_beta)
+    v_loss = value_loss(agent.value(obs), v_old, returns, clip_coef if clip_vloss else None)
+    return pg_loss, v_loss, agent.entropy(out).mean(), approx_kl, clipfrac
 
 
 def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
@@ -526,12 +561,11 @@ def main(args: Args) -> dict:
         # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
         envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-        if not discrete:
-            envs.action_space.seed(args.seed)
         # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
         # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
         ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
         noise_rng = np.random.default_rng(args.seed)
+        loss_fn = torch.compile(ppo_losses) if args.compile else ppo_losses
         kl_beta = args.kl_beta
 
         # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
@@ -615,35 +649,18 @@ def main(args: Args) -> dict:
             b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
             b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
 
-            # [S3] E epochs of minibatch updates of θ (actor) and φ (critic).
+            # [S3] E epochs of minibatch updates of θ (actor) and φ (critic), on minibatches of the batch B.
             clipfracs, approx_kl = [], torch.zeros((), device=device)
+            beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
             for epoch in range(args.update_epochs):
                 perm = torch.randperm(batch_size, device=device)
                 for start in range(0, batch_size, minibatch_size):
                     mb = perm[start:start + minibatch_size]
-                    mb_obs = b_obs[mb]
-                    out = agent.actor(mb_obs)
-                    logp = agent.log_prob(out, b_actions[mb])
-                    log_ratio = logp - b_logp_old[mb]
-                    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
-                    with torch.no_grad():
-                        # Diagnostic: KL ≈ E[(r − 1) − log r], an unbiased, always ≥ 0 estimator (J. Schulman,
-                        # "Approximating KL divergence", 2020). > 0.05 or so: the step was too large.
-                        approx_kl = ((ratio - 1) - log_ratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-
-                    mb_adv = b_adv[mb]
-                    if args.norm_adv:
-                        # TRICK: per-minibatch advantage normalisation (baselines' ppo2); the 1e-8 avoids 0/0.
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                    if args.objective == "clip":
-                        pg_loss = ppo_clip_loss(ratio, mb_adv, args.clip_coef)
-                    else:
-                        kl = agent.kl_from(b_out_old[mb], log_std_old, out)
-                        pg_loss = ppo_kl_loss(ratio, mb_adv, kl, kl_beta)
-                    v_loss = value_loss(agent.value(mb_obs), b_values[mb], b_returns[mb],
-                                        args.clip_coef if args.clip_vloss else None)
-                    entropy = agent.entropy(out).mean()
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        b_out_old[mb], log_std_old, beta, args.objective,
+                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                    clipfracs.append(clipfrac)
                     # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
                     loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
 

@@ -201,3 +201,29 @@ def test_flat_parameters_train_like_separate_ones():
 
     for a, b in zip(run(False), run(True)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("discrete,objective", [(False, "clip"), (True, "kl")])
+def test_compiled_losses_equal_eager_losses(discrete, objective):
+    """--compile must change the speed only: the same losses and gradients as the eager function."""
+    torch.manual_seed(0)
+    agent = ppo.Agent(6, 3, discrete=discrete, hidden=16)
+    M = 32
+    obs = torch.randn(M, 6)
+    actions = torch.randint(0, 3, (M,)) if discrete else torch.randn(M, 3)
+    with torch.no_grad():
+        out_old = agent.actor(obs) + 0.1 * torch.randn(M, 3)
+        logp_old = agent.log_prob(out_old, actions)
+    batch = (obs, actions, logp_old, torch.randn(M), torch.randn(M), torch.randn(M), out_old,
+             agent.log_std.detach() - 0.1, torch.tensor(0.7), objective, 0.2, True, True)
+
+    def losses_and_grads(fn):
+        agent.zero_grad()
+        pg, v, ent, kl, cf = fn(agent, *batch)
+        (pg + 0.5 * v - 0.01 * ent).backward()
+        return [pg, v, ent, kl, cf] + [p.grad.clone() for p in agent.parameters() if p.grad is not None]
+
+    eager = losses_and_grads(ppo.ppo_losses)
+    compiled = losses_and_grads(torch.compile(ppo.ppo_losses))
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
