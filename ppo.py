@@ -791,7 +791,7 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
     if not os.path.isfile(path):
         raise UserError(f"checkpoint '{path}' does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise UserError(f"cannot read checkpoint '{path}': {err}") from None
     if not isinstance(ckpt, dict) or "agent" not in ckpt:
@@ -803,7 +803,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
     obs_rms = None
     if ckpt["obs_rms"] is not None:
         obs_rms = RunningMeanStd((obs_dim,))
-        obs_rms.mean, obs_rms.var, obs_rms.count = (np.asarray(ckpt["obs_rms"][k]) for k in ("mean", "var", "count"))
+        obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
+        obs_rms.count = ckpt["obs_rms"]["count"]
     args.clip_obs = ckpt["args"]["clip_obs"]
     return agent, obs_rms
 
@@ -822,7 +823,9 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
         atomic_torch_save({
             "env": args.env, "args": dataclasses.asdict(args),
             "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
-            "obs_rms": None if obs_rms is None else {"mean": obs_rms.mean, "var": obs_rms.var, "count": obs_rms.count},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
     if args.save_expert is not None:
         save_expert(args, policy, agent.actor[0].in_features)
