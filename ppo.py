@@ -847,28 +847,45 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
     return summary
 
 
+def command_line(args: Args) -> str:
+    """The command that gives these arguments: `python ppo.py --env ID` and every field not at its default."""
+    parts = ["python ppo.py", f"--env {args.env}"]
+    for field in dataclasses.fields(Args):
+        value, flag = getattr(args, field.name), "--" + field.name.replace("_", "-")
+        if field.name == "env" or value == field.default:
+            continue
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
 def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
     """DIR/policy.pt2: the deterministic policy via torch.export; DIR/demos.npz: its episodes (CONTRIBUTING.md)."""
     os.makedirs(args.save_expert, exist_ok=True)
     # GOTCHA: export with a batch of 2 and Dim.AUTO; a batch of 1 specialises the batch dimension to 1.
     exported = torch.export.export(policy, (torch.zeros(2, obs_dim),),
                                    dynamic_shapes={"obs": {0: torch.export.Dim.AUTO}})
-    path = os.path.join(args.save_expert, "policy.pt2")
-    tmp = os.path.join(args.save_expert, f".policy.tmp{os.getpid()}.pt2")
-    torch.export.save(exported, tmp)
-    os.replace(tmp, path)
+    path, demos_path = os.path.join(args.save_expert, "policy.pt2"), os.path.join(args.save_expert, "demos.npz")
+    tmp_policy = os.path.join(args.save_expert, f".policy.tmp{os.getpid()}.pt2")
+    torch.export.save(exported, tmp_policy)
     # The demonstrations come from the exported program itself, so they are exactly what a user of policy.pt2 gets.
-    demos = run_episodes(torch_policy(torch.export.load(path).module()), args.env, args.expert_episodes, args.expert_seed)
+    demos = run_episodes(torch_policy(torch.export.load(tmp_policy).module()), args.env, args.expert_episodes,
+                         args.expert_seed)
     returns = demos["episode_returns"]
     metadata = {
-        "env_id": args.env, "script": "ppo.py", "seed": args.seed,
-        "command": "python " + " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": command_line(args),
         "return_mean": float(returns.mean()), "return_std": float(returns.std()),
         "episodes": len(returns), "obs_dim": obs_dim,
         "action_space": "discrete" if policy.discrete else "continuous",
         "versions": {"gymnasium": gym.__version__, "torch": torch.__version__, "numpy": np.__version__},
     }
-    atomic_savez(os.path.join(args.save_expert, "demos.npz"), metadata=np.array(json.dumps(metadata)), **demos)
+    atomic_savez(demos_path + ".staged", metadata=np.array(json.dumps(metadata)), **demos)
+    # Both files are complete before either replaces the old expert, so an interrupted export never leaves a
+    # new policy beside old demonstrations (short of a crash between these two renames).
+    os.replace(tmp_policy, path)
+    os.replace(demos_path + ".staged", demos_path)
     print(f"expert: {path} and demos.npz ({len(returns)} episodes, return {returns.mean():.1f} ± {returns.std():.1f})")
 
 

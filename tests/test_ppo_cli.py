@@ -141,3 +141,11 @@ def test_capture_video_records_the_evaluation_episodes(tmp_path):
     assert result.returncode == 0, result.stderr
     videos = os.listdir(os.path.join(only_run_dir(tmp_path), "videos"))
     assert sorted(v for v in videos if v.endswith(".mp4")) == ["rl-video-episode-0.mp4", "rl-video-episode-1.mp4"]
+
+
+def test_command_line_reproduces_the_arguments():
+    args = ppo.Args(env="CartPole-v1", seed=3, learning_rate=2.5e-4, norm_reward=False, num_envs=4)
+    command = ppo.command_line(args)
+    assert command == "python ppo.py --env CartPole-v1 --seed 3 --num-envs 4 --learning-rate 0.00025 --no-norm-reward"
+    import tyro
+    assert tyro.cli(ppo.Args, args=command.split()[2:]) == args
