@@ -522,6 +522,12 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     check_args(args)
+    # Create the output folders first, so that a bad path fails now and not after an hour of training.
+    for folder in filter(None, (args.runs_dir, args.save_expert)):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")

@@ -68,9 +68,19 @@ def error_line(result):
     (["--env", "CartPole-v1", "--gamma", "1.5"], "--gamma"),
     (["--env", "CartPole-v1", "--learning-rate", "-1"], "--learning-rate"),
     (["--env", "CartPole-v1", "--checkpoint", "no/such/model.pt"], "does not exist"),
+    (["--env", "CartPole-v1", "--save-expert", "/proc/no/such/folder"], "cannot create folder"),
 ])
 def test_bad_input_gives_one_clear_line(argv, needle):
     assert needle in error_line(run_cli(*argv))
+
+
+def test_env_with_a_missing_dependency_gives_one_clear_line():
+    try:
+        import Box2D  # noqa: F401
+        pytest.skip("Box2D is installed here, so LunarLander-v3 can be made")
+    except ImportError:
+        pass
+    assert "Box2D is not installed" in error_line(run_cli("--env", "LunarLander-v3"))
 
 
 @pytest.mark.parametrize("argv,needle", [(["--objective", "trpo"], "trpo"), (["--num-envs", "two"], "two")])
