@@ -421,6 +421,13 @@ def categorical_kl(logits0: torch.Tensor, logits1: torch.Tensor) -> torch.Tensor
     return (logp0.exp() * (logp0 - logp1)).sum(-1)
 
 
+def gumbel_max_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A sample of softmax(logits) per row from uniform noise u ~ U(0,1); (N, A), (N, A) -> (N,) int64."""
+    # TRICK (Gumbel-max): argmax_a(logits_a + g_a) with g_a = −log(−log u_a) is distributed as softmax(logits),
+    # two numpy calls per step instead of building a torch distribution.
+    return np.argmax(logits - np.log(-np.log(u)), axis=-1)
+
+
 def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
                 dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
     """Truncated GAE(γ, λ) of one rollout; all inputs (T, N) -> advantages (T, N).
@@ -554,6 +561,8 @@ def main(args: Args) -> dict:
 
     if args.checkpoint is not None:
         agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+        # load_checkpoint took hidden_size and clip_obs from the checkpoint: record what this run actually used
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
     else:
         # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
         flat_params = flatten_parameters(agent)
@@ -602,9 +611,7 @@ def main(args: Args) -> dict:
                 obs_buf[t] = obs
                 out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
                 if discrete:
-                    # TRICK: Gumbel-max, argmax_a(logits_a + g_a) with g_a = −log(−log u_a), u_a ~ U(0,1), is an exact
-                    # sample from softmax(logits), in two numpy calls.
-                    action = np.argmax(out - np.log(-np.log(noise_rng.random(out.shape))), axis=-1)
+                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
                     env_action = action
                 else:
                     # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
@@ -804,14 +811,14 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         raise UserError(f"'{path}' is not a model.pt written by ppo.py")
     if ckpt["env"] != args.env:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
-    agent = Agent(obs_dim, act_dim, discrete, ckpt["args"]["hidden_size"]).to(device)
+    args.hidden_size, args.clip_obs = ckpt["args"]["hidden_size"], ckpt["args"]["clip_obs"]
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
     agent.load_state_dict(ckpt["agent"])
     obs_rms = None
     if ckpt["obs_rms"] is not None:
         obs_rms = RunningMeanStd((obs_dim,))
         obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
         obs_rms.count = ckpt["obs_rms"]["count"]
-    args.clip_obs = ckpt["args"]["clip_obs"]
     return agent, obs_rms
 
 
