@@ -55,7 +55,7 @@ def error_line(result):
     assert result.returncode != 0
     lines = [l for l in result.stderr.splitlines() if l.strip() and "WARN" not in l]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ppo.py: error:") or "error" in lines[0].lower()
+    assert lines[0].startswith("ppo.py: error: ")
     assert "Traceback" not in result.stderr
     return lines[0]
 
