@@ -806,7 +806,9 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UserError(f"cannot read checkpoint '{path}': {err}") from None
+        # (torch's message runs to several lines; its first says what failed)
+        raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by ppo.py: "
+                        f"{str(err).strip().splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or "agent" not in ckpt:
         raise UserError(f"'{path}' is not a model.pt written by ppo.py")
     if ckpt["env"] != args.env:

@@ -97,6 +97,12 @@ def test_checkpoint_of_another_env_is_rejected(tmp_path):
     assert "CartPole-v1" in line
 
 
+def test_a_file_that_is_not_a_checkpoint_gets_one_line(tmp_path):
+    (tmp_path / "bogus.pt").write_bytes(b"not a checkpoint")
+    assert "cannot read checkpoint" in error_line(run_cli("--env", "CartPole-v1", "--checkpoint", str(tmp_path / "bogus.pt"),
+                                                          "--runs-dir", str(tmp_path)))
+
+
 def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
     """Train briefly, then: (1) --checkpoint reloads model.pt and gets the same evaluation returns;
     (2) policy.pt2, loaded with torch.export alone, gets them too; (3) demos.npz is what the policy did."""
