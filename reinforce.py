@@ -74,7 +74,7 @@ class Args:
     seed: int = 1
     """seed of python, numpy, torch and the environment"""
     total_timesteps: int = 150_000
-    """environment steps to train for: batches are collected until the count reaches it (whole episodes, so it may end a little past it)"""
+    """environment steps to train for (whole episodes: training ends after the episode that reaches it)"""
     cuda: bool = True
     """update on the GPU when one is available (the rollout's actor runs in numpy on the CPU either way)"""
     torch_deterministic: bool = True
@@ -478,7 +478,7 @@ def main(args: Args) -> dict:
         noise_rng = np.random.default_rng(args.seed)
         raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
 
-        while global_step < args.total_timesteps:  # (the last batch may end past it by less than one batch)
+        while global_step < args.total_timesteps:
             # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
             # a torch module call at batch size 1); θ is fixed until [S3].
             actor_np = numpy_weights(agent.actor)
@@ -490,7 +490,8 @@ def main(args: Args) -> dict:
             # Starting another episode depends only on the earlier ones, never on its own outcome, so each
             # trajectory in the batch is an ordinary sample of π_θ.
             obs_list, act_list, rew_list, done_list, trunc_list, final_obs, lengths = [], [], [], [], [], [], []
-            while len(rew_list) < args.batch_steps:
+            # (The last batch stops early, after the episode that reaches total_timesteps.)
+            while len(rew_list) < args.batch_steps and global_step < args.total_timesteps:
                 ep_return, ep_length, done = 0.0, 0, False
                 if obs_rms is not None:
                     obs_rms.update(np.asarray(raw_obs)[None])

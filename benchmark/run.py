@@ -74,6 +74,10 @@ def main() -> None:
         "run_wall_time_s": mean_std([s["wall_time_s"] for s in summaries]),
         "runs": summaries,
     }
+    if any("steps_to_target" in s for s in summaries):  # runs with --target-return (reinforce.py)
+        reached = [s.get("steps_to_target") for s in summaries]
+        result["steps_to_target"] = {**mean_std(reached), "reached": sum(r is not None for r in reached),
+                                     "per_seed": reached}
     os.makedirs(os.path.join(ROOT, "benchmark", "results"), exist_ok=True)
     out = os.path.join(ROOT, "benchmark", "results", f"{args.name}.json")
     tmp = out + ".tmp"
