@@ -1,29 +1,25 @@
 """ppo.py end to end through its command line: tiny runs, clear errors, saving and reloading."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import ppo
+from cli_helpers import check_run_dir, error_line as _error_line, only_run_dir, run_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def run_cli(*argv):
+    return run_script("ppo.py", *argv)
+
+
+def error_line(result):
+    return _error_line(result, "ppo.py")
+
+
 TINY = ["--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64", "--num-minibatches", "2",
         "--update-epochs", "2", "--eval-episodes", "2"]
-
-
-def run_cli(*argv, cwd=ROOT):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "ppo.py"), *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def only_run_dir(runs_dir):
-    (name,) = os.listdir(runs_dir)
-    return os.path.join(runs_dir, name)
 
 
 def test_help_works():
@@ -37,27 +33,8 @@ def test_help_works():
 def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     result = run_cli("--env", env_id, "--runs-dir", str(tmp_path), *TINY, *extra)
     assert result.returncode == 0, result.stderr
-    run_dir = only_run_dir(tmp_path)
-    assert os.path.basename(run_dir).startswith(f"{env_id}__ppo__1__")
-    files = set(os.listdir(run_dir))
-    assert {"args.json", "model.pt", "summary.json"} <= files
-    assert any(f.startswith("events.out.tfevents") for f in files)
-    assert not [f for f in files if ".tmp" in f]  # atomic writes leave no temporary files
-    summary = json.load(open(os.path.join(run_dir, "summary.json")))
-    assert summary["env_steps"] == 256 and summary["eval_episodes"] == 2
-    assert len(summary["eval_returns"]) == 2 and summary["eval_return_mean"] == pytest.approx(np.mean(summary["eval_returns"]))
-    assert summary["sps"] > 0 and summary["wall_time_s"] >= 0
-    assert json.load(open(os.path.join(run_dir, "args.json")))["env"] == env_id
-
-
-def error_line(result):
-    """The whole stderr must be one line saying what is wrong, and no traceback."""
-    assert result.returncode != 0
-    lines = [l for l in result.stderr.splitlines() if l.strip() and "WARN" not in l]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ppo.py: error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
+    summary = check_run_dir(tmp_path, env_id, "ppo.py", eval_episodes=2)
+    assert summary["env_steps"] == 256
 
 
 @pytest.mark.parametrize("argv,needle", [
