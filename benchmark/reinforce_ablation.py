@@ -1,6 +1,6 @@
 """The lecture's variance-reduction ablation of REINFORCE on CartPole-v1, as one command.
 
-    python benchmark/reinforce_ablation.py              # ~25 min on 2 cores (2 runs at a time)
+    python benchmark/reinforce_ablation.py              # ~10 min on 2 cores (2 runs at a time)
     python benchmark/reinforce_ablation.py --table-only # reprint the README table from the results files
 
 For each variant, 5 seeds of reinforce.py with everything at its default except the switches named, until the
