@@ -809,7 +809,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         # (torch's message runs to several lines; its first says what failed)
         raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by ppo.py: "
                         f"{str(err).strip().splitlines()[0][:200]}") from None
-    if not isinstance(ckpt, dict) or "agent" not in ckpt:
+    # (checkpoints from before the "script" key was written are ppo.py's: it was the only script)
+    if not isinstance(ckpt, dict) or "agent" not in ckpt or ckpt.get("script", "ppo.py") != "ppo.py":
         raise UserError(f"'{path}' is not a model.pt written by ppo.py")
     if ckpt["env"] != args.env:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
@@ -836,7 +837,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
 
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
-            "env": args.env, "args": dataclasses.asdict(args),
+            "script": "ppo.py", "env": args.env, "args": dataclasses.asdict(args),
             "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
             # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
