@@ -15,8 +15,11 @@ where ψ is, from the crudest to the best (each is an argument below, so you can
     ψ_{i,t} = Q̂_{i,t} = Σ_{t'≥t} γ^{t'−t} r_{i,t'}   reward-to-go: the past cannot be changed by a_t  --returns reward_to_go
     ψ_{i,t} = Q̂_{i,t} − b                  minus the average return (an unbiased baseline)        --baseline average
     ψ_{i,t} = Q̂_{i,t} − V_φ(s_{i,t})       minus a learned value: the advantage estimate Â         --baseline value
-All of them have the same expectation (the gradient); they differ in variance, which is what makes the
-difference in practice (`python benchmark/reinforce_ablation.py` measures both).
+With γ = 1 and no normalisation all of them have the same expectation, ∇_θ J (a baseline that does not depend on
+a_t adds zero in expectation); they differ in variance, which is what makes the difference in practice
+(`python benchmark/reinforce_ablation.py` measures both). With γ < 1, "total" is the discounted return
+Σ_t γ^t r_t (its estimator is unbiased for the discounted objective) while reward-to-go is not exactly the gradient
+of either objective (GOTCHA in `reward_to_go`).
 
 Pseudocode (the step tags appear in the training loop below):
     for k = 0, 1, 2, ...
@@ -34,7 +37,7 @@ Run:
 What a working run reaches (README "Results" gives the command behind each number), with the defaults:
     CartPole-v1: the last 10 training episodes average ≥ 475 after ~38k steps (5 seeds: 37,836 ± 1,128); 500 at the end.
     The notes' first estimator (total return, no baseline) gets there in 3 of 5 seeds within 300k steps.
-    InvertedPendulum-v4: 1000 (or nearly) at 200k steps. Hopper-v4 at 1M steps:
+    InvertedPendulum-v4: 993 at 200k steps (seed 1, tests/test_reinforce_learning.py). Hopper-v4 at 1M steps:
     training return 987 ± 381 over 3 seeds (Spinning Up's VPG: ≈ 390), deterministic eval 761 ± 509; unstable.
 
 Deviations from the notes:
@@ -384,14 +387,15 @@ def average_baseline(psi: np.ndarray, lengths: np.ndarray, per_step: bool) -> np
     alive = np.arange(t_max)[None, :] < lengths[:, None]  # (N, T_max): episode i is running at step t
     padded = np.zeros((n, t_max))  # (N, T_max): ψ_{i,t}, 0 after the episode ended
     padded[alive] = psi  # row-major: episode by episode, as psi is laid out
+    counts = alive  # (N, T_max): does ψ_{j,t} enter the average at step t?
     if not per_step:
-        alive = np.ones_like(alive)  # every other episode counts, at every t
+        counts = np.ones_like(alive)  # every other episode counts, at every t
         padded = np.repeat(padded[:, :1], t_max, axis=1)  # r(τ_j) in every column
-    others = alive.sum(0)[None, :] - alive  # (N, T_max): how many other episodes count at (i, t)
-    sums = (padded * alive).sum(0)[None, :] - padded * alive  # (N, T_max): Σ_{j≠i} of them
+    others = counts.sum(0)[None, :] - counts  # (N, T_max): how many other episodes count at (i, t)
+    sums = (padded * counts).sum(0)[None, :] - padded * counts  # (N, T_max): Σ_{j≠i} of them
+    # b_{i,t} = Σ_{j≠i} ψ_{j,t} / #{j≠i}
     b = np.where(others > 0, sums / np.maximum(others, 1), 0.0)
-    alive = np.arange(t_max)[None, :] < lengths[:, None]
-    return b[alive]
+    return b[alive]  # (B,), laid out as psi
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -475,7 +479,7 @@ def main(args: Args) -> dict:
         # load_checkpoint took hidden_size and clip_obs from the checkpoint: record what this run actually used
         atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
     else:
-        policy_params = [p for p in agent.actor.parameters()] + ([] if discrete else [agent.log_std])
+        policy_params = list(agent.actor.parameters()) + ([] if discrete else [agent.log_std])  # θ
         optimizer = torch.optim.Adam(policy_params, lr=args.learning_rate)
         value_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.value_learning_rate)
         noise_rng = np.random.default_rng(args.seed)
