@@ -50,7 +50,8 @@ def check_run_dir(runs_dir, env_id: str, script: str, eval_episodes: int) -> dic
     assert SUMMARY_KEYS <= set(summary) and summary["script"] == script and summary["env"] == env_id
     assert summary["eval_episodes"] == len(summary["eval_returns"]) == eval_episodes
     assert summary["eval_return_mean"] == pytest.approx(float(np.mean(summary["eval_returns"])))
-    assert summary["sps"] > 0 and summary["wall_time_s"] >= 0
+    assert summary["wall_time_s"] >= 0
+    assert summary["sps"] > 0 or summary["env_steps"] == 0  # bc.py trains without stepping the env
     with open(os.path.join(run_dir, "args.json")) as f:
         assert json.load(f)["env"] == env_id
     return summary
