@@ -120,6 +120,10 @@ class Args:
     """lower bound of log σ_θ(s) (--loss nll): a deterministic expert drives σ → 0 and the loss → −∞ without it"""
     log_std_max: float = 2.0
     """upper bound of log σ_θ(s) (--loss nll)"""
+    norm_obs: bool = True
+    """standardise observations with the training states' mean and variance (fixed, baked into the saved policy)"""
+    obs_std_min: float = 0.1
+    """floor on the standard deviation used to standardise each observation dimension (see GOTCHA in [S2])"""
     clip_obs: float = 10.0
     """clip normalised observations to ±clip_obs (states far from the demonstrations stay in range)"""
 
@@ -457,8 +461,15 @@ def main(args: Args) -> dict:
         raw_obs, actions, val_mask = raw_obs[keep], actions[keep], val_mask[keep]
 
         # [S2] normalisation statistics of the training states only (the validation episodes stay unseen).
-        obs_rms = RunningMeanStd((obs_dim,))
-        obs_rms.update(raw_obs[~val_mask].astype(np.float64))
+        obs_rms = None
+        if args.norm_obs:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.update(raw_obs[~val_mask].astype(np.float64))
+            # GOTCHA: a good expert keeps some state variables almost constant (InvertedPendulum's pole angle varies by
+            # 0.001 rad over its demos). Dividing by that σ magnifies the learner's first small deviation 1000-fold,
+            # off the edge of the training data (and past ±clip_obs), and the clone falls at once: 28 of 1000 with
+            # 25 demos. A floor σ ≥ obs_std_min bounds the magnification (1000 of 1000 with it).
+            obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
         obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
         to_tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
         train_obs, train_act = to_tensor(obs[~val_mask]), to_tensor(actions[~val_mask])
@@ -609,13 +620,15 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         setattr(args, key, ckpt["args"][key])
     policy_net = Policy(obs_dim, act_dim, args.hidden_size, "log_std_head.weight" in ckpt["policy"]).to(device)
     policy_net.load_state_dict(ckpt["policy"])
-    obs_rms = RunningMeanStd((obs_dim,))
-    obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
-    obs_rms.count = ckpt["obs_rms"]["count"]
+    obs_rms = None
+    if ckpt["obs_rms"] is not None:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
+        obs_rms.count = ckpt["obs_rms"]["count"]
     return policy_net, obs_rms
 
 
-def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, obs_rms: RunningMeanStd,
+def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, obs_rms: Optional[RunningMeanStd],
            discrete: bool, low, high, train_time: float, extra: dict) -> dict:
     """Final deterministic evaluation, model.pt, summary.json."""
     policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
@@ -630,8 +643,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "script": "bc.py", "env": args.env, "args": dataclasses.asdict(args),
             "policy": {k: v.detach().cpu().clone() for k, v in policy_net.state_dict().items()},
             # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
-                        "count": float(obs_rms.count)},
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
 
     # The expert's return on its demonstrations, from the file's metadata: the yardstick of the "fraction of expert".

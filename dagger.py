@@ -125,6 +125,10 @@ class Args:
     """lower bound of log σ_θ(s) (--loss nll)"""
     log_std_max: float = 2.0
     """upper bound of log σ_θ(s) (--loss nll)"""
+    norm_obs: bool = True
+    """standardise observations with the training states' mean and variance (fixed, baked into the saved policy)"""
+    obs_std_min: float = 0.1
+    """floor on the standard deviation used to standardise each observation dimension (see GOTCHA in [S2])"""
     clip_obs: float = 10.0
     """clip normalised observations to ±clip_obs (the learner's early states can be far from the expert's)"""
 
@@ -455,7 +459,7 @@ def main(args: Args) -> dict:
         optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
         batch_gen = torch.Generator(device=device).manual_seed(args.seed)
         mix_rng = np.random.default_rng(args.seed)  # the u_t of the β-mixture
-        obs_rms = None  # fixed from round 1's states
+        obs_rms = None  # with --norm-obs, fixed from round 1's states
         d_obs, d_act = [], []  # D = ∪_i D_i: raw states and the expert's labels, round by round
         rounds, best, labels_so_far = [], {"score": float("inf"), "round": None, "state": None}, 0
         raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
@@ -535,11 +539,14 @@ def main(args: Args) -> dict:
             # [S2] D_i = {(s, π*(s))}; aggregate D ← D ∪ D_i.
             d_obs.append(states)
             d_act.append(labels)
-            if obs_rms is None:
+            if i == 1 and args.norm_obs:
                 # The input normalisation of the network, from round 1's states; fixed from here on (a network whose
                 # inputs were rescaled between rounds would have to relearn).
                 obs_rms = RunningMeanStd((obs_dim,))
                 obs_rms.update(states.astype(np.float64))
+                # GOTCHA: as in bc.py, a floor on σ: the expert keeps some variables nearly constant, and dividing by
+                # their tiny σ would magnify the learner's deviations a thousandfold.
+                obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
             D_obs = torch.as_tensor(normalize_obs(np.concatenate(d_obs), obs_rms, args.clip_obs), device=device)
             D_act = torch.as_tensor(np.concatenate(d_act), device=device)
             if len(D_obs) == 0:
@@ -668,13 +675,15 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         setattr(args, key, ckpt["args"][key])
     policy_net = Policy(obs_dim, act_dim, args.hidden_size, "log_std_head.weight" in ckpt["policy"]).to(device)
     policy_net.load_state_dict(ckpt["policy"])
-    obs_rms = RunningMeanStd((obs_dim,))
-    obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
-    obs_rms.count = ckpt["obs_rms"]["count"]
+    obs_rms = None
+    if ckpt["obs_rms"] is not None:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
+        obs_rms.count = ckpt["obs_rms"]["count"]
     return policy_net, obs_rms
 
 
-def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, obs_rms: RunningMeanStd,
+def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, obs_rms: Optional[RunningMeanStd],
            discrete: bool, low, high, global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
     """Final deterministic evaluation, model.pt, summary.json."""
     policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
@@ -689,8 +698,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "script": "dagger.py", "env": args.env, "args": dataclasses.asdict(args),
             "policy": {k: v.detach().cpu().clone() for k, v in policy_net.state_dict().items()},
             # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
-                        "count": float(obs_rms.count)},
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
 
     # The expert's return on its demonstrations (the demos.npz beside policy.pt2): the yardstick of "fraction of expert".
