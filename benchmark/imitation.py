@@ -20,6 +20,7 @@ Writes benchmark/results/imitation.json and benchmark/results/imitation_hopper_l
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,7 @@ def run(job) -> dict:
         with open(cache) as f:
             return json.load(f)
     runs_dir = os.path.join(RUNS, tag)
+    shutil.rmtree(runs_dir, ignore_errors=True)  # a run interrupted before its cache was written starts again
     cmd = [sys.executable, script, "--runs-dir", runs_dir] + argv
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     if proc.returncode != 0:
