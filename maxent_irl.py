@@ -1,0 +1,714 @@
+"""Maximum-entropy inverse reinforcement learning on a known MDP: Ziebart's backward and forward passes, exactly.
+
+Paper: Ziebart, Maas, Bagnell, Dey, "Maximum Entropy Inverse Reinforcement Learning" (AAAI 2008). Lecture notes:
+../shared/seeds 000 ("Max Entropy Inverse RL": feature counts, the backward pass Z_a / Z_s, the local action
+probabilities, the forward pass for the state visitation D, the gradient μ̃ − Σ_s D(s) x(s)) and 001 (the same
+model from control as inference, the soft Bellman backup, and non-linear rewards: "replace w with θ and use autodiff").
+
+The problem: an expert acts well under a reward R(s) we cannot see; we see m demonstrations τ_1..τ_m and the
+dynamics P(s'|s, a). Find a reward r_θ(s) = wᵀx(s) (or a network) under which the expert's behaviour is likely.
+MaxEnt IRL's model of behaviour: among all distributions over H-state trajectories that match the demos' feature
+counts, the one of maximum entropy, which is the exponential family (notes 000)
+    P(τ | w) = exp(wᵀμ_τ) Π_t P(s_{t+1}|s_t, a_t) / Z(w),       μ_τ = Σ_{t=0}^{H−1} x(s_t)
+and w maximises the demos' log-likelihood L(w) = (1/m) Σ_j log P(τ_j | w), whose gradient is
+    ∇L(w) = μ̃ − Σ_τ P(τ|w) μ_τ = μ̃ − Σ_s D(s) x(s),            μ̃ = (1/m) Σ_j μ_{τ_j}
+with D(s) the expected number of visits to s under P(τ | w). D comes from two dynamic-programming passes over the
+known MDP (notes 000), no sampling at all:
+
+Pseudocode (the step tags appear in the training loop below):
+    [S1] expert demonstrations: value iteration under the true reward R gives the optimal policy; run it in the env
+    [S2] the demos' visitation D̃(s) = (1/m) Σ_j Σ_t 1[s_t^j = s], so that μ̃ = Σ_s D̃(s) x(s)
+    repeat for --iterations:
+      [S3] backward pass: Z_{s,0} = 1;  for k = 1..H:  Z_{a,k}(s,a) = Σ_s' P(s'|s,a) e^{r(s)} Z_{s,k−1}(s'),
+                                                       Z_{s,k}(s) = Σ_a Z_{a,k}(s,a)
+           local action probabilities  π_t(a|s) = Z_{a,H−t}(s,a) / Z_{s,H−t}(s)
+           (default --backup soft: log Z_{a,k} = r(s) + Σ_s' P(s'|s,a) log Z_{s,k−1}(s'), notes 001; GOTCHA below)
+      [S4] forward pass: D_0(s) = P(s_0 = s);  D_{t+1}(s') = Σ_s Σ_a D_t(s) π_t(a|s) P(s'|s,a);  D(s) = Σ_t D_t(s)
+      [S5] gradient step on θ along μ̃ − Σ_s D(s) x(s) (for a network: autodiff of Σ_s (D̃(s) − D(s)) r_θ(s))
+      [S6] log the demos' NLL, the expected value difference (EVD) and the reward correlation; a picture of r_θ
+    finally: the MaxEnt-optimal policy under r_θ (the π_t of [S3], most likely action), its exact return under R
+             and its return in the env; also the hard-max optimal policy under r_θ (value iteration), for comparison
+
+Run:
+    python maxent_irl.py                                   # the built-in 10×10 gridworld (seconds on a CPU)
+    python maxent_irl.py --env FrozenLake-v1               # gymnasium's slippery lake, from env.unwrapped.P
+    python maxent_irl.py --features coords --reward-model mlp   # a network reward on (row, col) features
+What a working run reaches (README "Results", with the commands): with the defaults (200 demos, 200 iterations) the
+MaxEnt-optimal policy under the learned reward earns 1.000 of the expert's true return on the gridworld and
+0.990 ± 0.007 on FrozenLake-v1 (3 seeds; EVD ≈ 0), in seconds on a CPU.
+
+Deviations from the paper and the notes:
+  - DEVIATION: Ziebart runs the backward pass N times and acts with the last, stationary π(a|s). Here the horizon H is
+    finite and the policy is π_t (one per step, from Z_{·,H−t}): with it the forward pass gives the exact visitation
+    of P(τ|w) (tests/test_maxent_irl_math.py checks it against enumeration of every trajectory).
+  - DEVIATION: P(s_0) in [S4] is the demos' empirical start distribution, which makes μ̃ − Σ D x the exact gradient
+    of the demos' log-likelihood given their start states; the evaluation uses the env's true start distribution.
+  - TRICK: both passes run in log space (logsumexp), so that e^{Σ r} over long horizons neither overflows nor underflows.
+  - SIMPLIFICATION: Adam on −L instead of the paper's exponentiated gradient: the same fixed points, fewer step-size
+    worries when features change scale.
+  - GOTCHA: on stochastic dynamics P(τ|w) ∝ e^{R(τ)} Π P is only an approximation of behaviour (the "≈" in notes
+    000): notes 000's backward pass lets the trajectory "choose its luck", log Z_a = r + log E_{s'}[e^{log Z_s'}]
+    (optimistic). On FrozenLake, where each action slips to one of three cells, every action then has a lucky outcome
+    and π_t stays near uniform whatever the reward: --backup ziebart learns nothing there (README). The default,
+    --backup soft, is notes 001's soft Bellman backup, Q = r + E_{s'}[V], V = log Σ_a e^Q (maximum causal entropy,
+    Ziebart 2010): the expectation over s' moves outside the log. On deterministic dynamics the two are identical
+    (one s' per action), which is where the tests compare them with enumeration.
+"""
+
+# ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
+@dataclass
+class Args:
+    # --- common to every script (CONTRIBUTING.md); IRL on a known MDP takes no environment steps to train, so it has
+    # no --total-timesteps (its budget is --iterations), and no --capture-video (the reward picture is logged instead)
+    env: str = "gridworld"
+    """'gridworld' (built in, below) or a gymnasium tabular id whose model is env.unwrapped.P: FrozenLake-v1,
+    FrozenLake8x8-v1"""
+    exp_name: str = "maxent_irl"
+    """name of this experiment; part of the run directory name"""
+    seed: int = 1
+    """seed of python, numpy, torch, the demonstrations and the evaluation"""
+    cuda: bool = True
+    """run the passes on the GPU when one is available"""
+    torch_deterministic: bool = True
+    """make cuDNN deterministic"""
+    torch_threads: int = 1
+    """CPU threads for torch"""
+    save_model: bool = True
+    """write <run dir>/model.pt (the learned reward and the optimal policy under it)"""
+    runs_dir: str = "runs"
+    """parent folder of the run directories"""
+    eval_episodes: int = 100
+    """episodes of the final evaluation in the env of the optimal policy under the learned reward"""
+    eval_seed: int = 10_000
+    """evaluation episode i is reset with seed eval_seed + i"""
+    checkpoint: Optional[str] = None
+    """skip learning: load the reward from this model.pt written by maxent_irl.py, plan under it and evaluate"""
+
+    # --- the MDP ---
+    grid_size: int = 10
+    """side N of the built-in gridworld (N×N states)"""
+    slip: float = 0.0
+    """gridworld: probability that a move goes in a uniformly random direction instead (0: deterministic)"""
+    horizon: Optional[int] = None
+    """H, states per trajectory (H − 1 actions); default 2N for the gridworld, the env's time limit + 1 otherwise"""
+    num_demos: int = 200
+    """m: expert demonstrations (FrozenLake-v1 needs about 200: README, "maxent_irl.py")"""
+
+    # --- the reward model and its optimisation ---
+    features: Literal["onehot", "coords"] = "onehot"
+    """x(s): a one-hot vector per state (a reward table), or the (row, column) of the cell scaled to [0, 1]"""
+    reward_model: Literal["linear", "mlp"] = "linear"
+    """r_θ(s) = wᵀx(s) (notes 000), or an MLP r_θ(x(s)) trained through autodiff (notes 001)"""
+    hidden_size: int = 64
+    """units in each of the two hidden layers of --reward-model mlp"""
+    backup: Literal["soft", "ziebart"] = "soft"
+    """backward pass: notes 001's soft Bellman backup log Z_a = r + Σ_s' P log Z_s' (maximum causal entropy), or
+    notes 000's log Z_a = r + log Σ_s' P e^{log Z_s'} as printed (Ziebart 2008); the same on deterministic dynamics,
+    and only the soft one fits stochastic dynamics (FrozenLake: GOTCHA in the docstring)"""
+    iterations: int = 200
+    """gradient steps on θ, each with one backward and one forward pass"""
+    learning_rate: float = 0.1
+    """Adam step size on θ"""
+    log_every: int = 10
+    """compute the EVD and log the reward picture every this many iterations"""
+
+
+# ── Environment ────────────────────────────────────────────────────────────────────────────────────
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    rules = [
+        (args.grid_size >= 2, "--grid-size must be at least 2"),
+        (0 <= args.slip <= 1, "--slip must be a probability in [0, 1]"),
+        (args.horizon is None or args.horizon >= 2, "--horizon must be at least 2 (states per trajectory)"),
+        (args.num_demos >= 1, "--num-demos must be at least 1"),
+        (args.iterations >= 0 and args.log_every >= 1, "--iterations must be >= 0 and --log-every >= 1"),
+        (args.learning_rate > 0, "--learning-rate must be positive"),
+        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+class GridWorld(gym.Env):
+    """An N×N grid with a reward the reader can see, exposing its model the way gymnasium's FrozenLake does.
+
+    The true reward R(s), drawn for N = 10 (G: goal +1, L: lava −1, '.': 0; starts uniform over the '.' cells):
+        . . . . . L . . . .
+        . . . . . L . . . .
+        . . . . . L . . . .        Actions: 0 stay, 1 up, 2 right, 3 down, 4 left; a move off the grid stays.
+        . . . . . L . . . .        With probability `slip` the move is a uniformly random one of the five.
+        . . . . . L . . . .        The expert goes round the lava wall (its gap is the bottom two rows)
+        . . . . . L . . . .        to the goal and stays there; the step reward is R of the cell entered.
+        . . . . . L . . . .
+        . . . . . L . . . .
+        . . . . . . . . . .
+        . . . . . . . . . G
+    Like FrozenLake: P[s][a] = [(prob, next_state, reward, terminated), ...], initial_state_distrib, nrow, ncol, desc.
+    """
+
+    MOVES = [(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)]  # (drow, dcol) of actions 0..4
+
+    def __init__(self, size: int = 10, slip: float = 0.0):
+        self.nrow = self.ncol = size
+        desc = np.full((size, size), b".", dtype="S1")
+        desc[: max(size - 2, 1), size // 2] = b"L"
+        desc[size - 1, size - 1] = b"G"
+        self.desc = desc
+        reward = {b".": 0.0, b"L": -1.0, b"G": 1.0}
+        n, num_actions = size * size, len(self.MOVES)
+        self.observation_space, self.action_space = gym.spaces.Discrete(n), gym.spaces.Discrete(num_actions)
+        free = (desc == b".").reshape(-1).astype(np.float64)
+        self.initial_state_distrib = free / free.sum()
+
+        def move(s: int, a: int) -> int:
+            row, col = divmod(s, size)
+            dr, dc = self.MOVES[a]
+            row, col = min(max(row + dr, 0), size - 1), min(max(col + dc, 0), size - 1)
+            return row * size + col
+
+        self.P = {}
+        for s in range(n):
+            self.P[s] = {}
+            for a in range(num_actions):
+                outcomes = {}  # next state -> probability (several actions can lead to the same cell)
+                for b in range(num_actions):
+                    p = (1 - slip) * (a == b) + slip / num_actions
+                    if p > 0:
+                        s2 = move(s, b)
+                        outcomes[s2] = outcomes.get(s2, 0.0) + p
+                self.P[s][a] = [(p, s2, reward[desc.reshape(-1)[s2]], False) for s2, p in outcomes.items()]
+        self.state = 0
+
+    def reset(self, *, seed: Optional[int] = None, options=None):
+        super().reset(seed=seed)
+        self.state = int(self.np_random.choice(len(self.initial_state_distrib), p=self.initial_state_distrib))
+        return self.state, {}
+
+    def step(self, action):
+        outcomes = self.P[self.state][int(action)]
+        i = self.np_random.choice(len(outcomes), p=[o[0] for o in outcomes])
+        _, self.state, reward, terminated = outcomes[i]
+        return self.state, reward, terminated, False, {}
+
+
+def make_tabular_env(args: Args) -> gym.Env:
+    """The built-in gridworld, or a gymnasium env whose unwrapped env exposes its model P (one line if not)."""
+    if args.env == "gridworld":
+        return GridWorld(args.grid_size, args.slip)
+    env = make_env(args.env)
+    if not hasattr(env.unwrapped, "P") or not isinstance(env.observation_space, gym.spaces.Discrete):
+        raise UserError(f"{args.env} does not expose a tabular model (env.unwrapped.P over a Discrete observation "
+                        f"space); maxent_irl.py needs known dynamics: use 'gridworld', FrozenLake-v1 or FrozenLake8x8-v1")
+    return env
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+def tabular_model(env: gym.Env, env_id: str) -> dict:
+    """The MDP as tensors, from P[s][a] = [(prob, next_state, reward, terminated), ...].
+
+    GOTCHA: gymnasium's rewards belong to transitions (FrozenLake pays 1 on entering the goal); MaxEnt IRL's R(s)
+    belongs to states. They agree when every transition into s' pays the same, R(s') (true of FrozenLake and the
+    gridworld); an env whose reward depends on the action or the origin (Taxi, CliffWalking) is refused.
+    GOTCHA: a terminated episode has no more rewards, but the trajectories here all have H states. So one extra
+    absorbing state, "exit" (index S), follows every terminal state, with reward 0 and zero features: the model's
+    return Σ_{t<H} R(s_t) then equals the env's return of an episode of H − 1 steps (the start cells pay 0).
+    Successors are lists, not an S×A×S matrix: next_state[s, a, k] with probability prob[s, a, k] (k < K, padded with
+    probability 0). The sums over s' in the passes are sums over k; a 100×100 grid needs 10⁴·5·5 entries, not 10⁴·5·10⁴.
+    """
+    unwrapped = env.unwrapped
+    num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
+    entered_reward, terminal = {}, np.zeros(num_states + 1, dtype=bool)
+    width = max(len(unwrapped.P[s][a]) for s in range(num_states) for a in range(num_actions))
+    next_state = np.full((num_states + 1, num_actions, width), num_states, dtype=np.int64)  # (S+1, A, K) padded: exit
+    prob = np.zeros((num_states + 1, num_actions, width))  # (S+1, A, K)
+    for s in range(num_states):
+        for a in range(num_actions):
+            for k, (p, s2, r, done) in enumerate(unwrapped.P[s][a]):
+                next_state[s, a, k], prob[s, a, k] = s2, p
+                terminal[s2] |= bool(done) and p > 0
+    for s in np.flatnonzero(~terminal[:num_states]):  # (what a terminal state's own P says is never used: it is over)
+        for a in range(num_actions):
+            for p, s2, r, _ in unwrapped.P[s][a]:
+                if p > 0 and entered_reward.setdefault(s2, r) != r:
+                    raise UserError(f"{env_id}'s reward depends on the transition, not only on the state entered "
+                                    f"(state {s2} pays both {entered_reward[s2]} and {r}); maxent_irl.py needs R(s)")
+    # Terminal states (and exit itself) move to exit whatever the action.
+    absorbing = terminal.copy()
+    absorbing[num_states] = True
+    next_state[absorbing], prob[absorbing] = num_states, 0.0
+    prob[absorbing, :, 0] = 1.0
+    reward = np.zeros(num_states + 1)  # (S+1,) R(s) = the reward of entering s; exit pays 0
+    for s2, r in entered_reward.items():
+        reward[s2] = r
+    p0 = np.append(np.asarray(unwrapped.initial_state_distrib, dtype=np.float64), 0.0)  # (S+1,)
+    if np.any(reward[p0 > 0] != 0):
+        raise UserError(f"{env_id} can start in a state that pays a reward; the return would differ from the env's")
+    return {"next_state": next_state, "prob": prob, "reward": reward, "p0": p0, "absorbing": absorbing,
+            "num_states": num_states, "num_actions": num_actions}
+
+
+def state_features(kind: str, env: gym.Env, env_id: str) -> np.ndarray:
+    """x(s), (S+1, d): one-hot, or (row, col)/(side − 1); the exit state's row is all zeros (its reward is 0)."""
+    num_states = int(env.observation_space.n)
+    if kind == "onehot":
+        features = np.eye(num_states + 1)[:, :num_states]  # (S+1, S)
+    else:
+        nrow, ncol = getattr(env.unwrapped, "nrow", None), getattr(env.unwrapped, "ncol", None)
+        if nrow is None or nrow * ncol != num_states:
+            raise UserError(f"{env_id} is not a grid with nrow × ncol states: use --features onehot")
+        rows, cols = np.divmod(np.arange(num_states), ncol)
+        features = np.stack([rows / max(nrow - 1, 1), cols / max(ncol - 1, 1)], axis=1)  # (S, 2)
+        features = np.vstack([features, np.zeros((1, 2))])  # (S+1, 2)
+    return features
+
+
+# ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+class RewardModel(nn.Module):
+    """r_θ(s) for every state at once: wᵀx(s) (notes 000) or an MLP of x(s) (notes 001); exit's reward is held at 0."""
+
+    def __init__(self, features: torch.Tensor, kind: str, hidden_size: int):
+        super().__init__()
+        self.register_buffer("features", features)  # (S+1, d)
+        self.register_buffer("real", (torch.arange(len(features)) < len(features) - 1).to(features.dtype))  # (S+1,)
+        d = features.shape[1]
+        if kind == "linear":
+            # w = 0: every trajectory equally likely, the maximum-entropy start.
+            self.net = nn.Linear(d, 1, bias=False)
+            nn.init.zeros_(self.net.weight)
+        else:
+            self.net = nn.Sequential(nn.Linear(d, hidden_size), nn.Tanh(), nn.Linear(hidden_size, hidden_size), nn.Tanh(),
+                                     nn.Linear(hidden_size, 1))
+
+    def forward(self) -> torch.Tensor:
+        return self.net(self.features).squeeze(-1) * self.real  # (S+1,)
+
+
+# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# Notation (notes 000; S counts the exit state, K the successors listed per (s, a)):
+#   reward        r(s) = wᵀx(s)                                (S,)
+#   next_state    s' listed for (s, a)                         (S, A, K)  int
+#   prob          P(s'|s, a) of each listed s'                 (S, A, K)
+#   log_zs        log Z_{s,k}(s), k = 0..H                     (H+1, S)
+#   log_pi        log π_t(a|s), t = 0..H−1                     (H, S, A)
+#   visits        D_t(s), t = 0..H−1                           (H, S)     D(s) = Σ_t D_t(s)
+#   demo_states   s_t^j of the m demos                         (m, H)     int
+def backward_pass(reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, horizon: int,
+                  backup: str = "ziebart") -> tuple:
+    """Notes 000, steps 1-3, in log space: returns (log_pi (H, S, A), log_zs (H+1, S)).
+
+    With `backup="soft"`, notes 001's soft Bellman backup (expectation outside the log) replaces step 2's sum.
+    """
+    num_states, num_actions, _ = next_state.shape
+    assert reward.shape == (num_states,) and prob.shape == next_state.shape
+    log_prob = torch.log(prob)  # (S, A, K), −inf on padding
+    # 1. Z_{s,0} = 1
+    log_zs = [torch.zeros(num_states, dtype=reward.dtype, device=reward.device)]  # log Z_{s,k}, k = 0..H
+    log_za = []  # log Z_{a,k}, k = 1..H
+    for _ in range(horizon):
+        nxt = log_zs[-1][next_state]  # (S, A, K) log Z_{s,k−1}(s') of each listed successor
+        if backup == "ziebart":
+            # 2. Z_{a,k}(s,a) = Σ_s' P(s'|s,a) e^{r(s)} Z_{s,k−1}(s')
+            #    log Z_{a,k} = r(s) + logsumexp_s'(log P(s'|s,a) + log Z_{s,k−1}(s'))
+            za = reward[:, None] + torch.logsumexp(log_prob + nxt, dim=-1)  # (S, A)
+        else:
+            # notes 001: Q_t(s,a) = r(s) + E_{s'∼P(·|s,a)}[V_{t+1}(s')], with V = log Z_s (the padding's P = 0 adds 0)
+            za = reward[:, None] + (prob * nxt).sum(-1)  # (S, A)
+        log_za.append(za)
+        # 2. Z_{s,k}(s) = Σ_a Z_{a,k}(s,a)   (notes 001: V_t(s) = log Σ_a exp Q_t(s,a), the soft maximum)
+        log_zs.append(torch.logsumexp(za, dim=-1))  # (S,)
+    log_zs = torch.stack(log_zs)  # (H+1, S)
+    # 3. P(a|s) = Z_a / Z_s, with H − t steps to go at time t: π_t = Z_{a,H−t} / Z_{s,H−t}
+    log_pi = torch.stack([log_za[horizon - 1 - t] - log_zs[horizon - t][:, None] for t in range(horizon)])  # (H, S, A)
+    return log_pi, log_zs
+
+
+def forward_pass(log_pi: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Notes 000, steps 4-5: the expected visits D_t(s) (H, S) of π_t rolled through P from D_0 = start.
+
+    GOTCHA: the notes print step 5 with s_i and s_k swapped; the sum runs over the states s and actions a that lead
+    *into* s'. Here every (s, a, k) sends its mass D_t(s) π_t(a|s) P(s'|s,a) to s' = next_state[s, a, k].
+    """
+    horizon, num_states, _ = log_pi.shape
+    assert start.shape == (num_states,)
+    visits = [start]
+    for t in range(horizon - 1):
+        # D_{t+1}(s') = Σ_s Σ_a D_t(s) π_t(a|s) P(s'|s,a)
+        mass = visits[-1][:, None, None] * log_pi[t].exp()[:, :, None] * prob  # (S, A, K)
+        visits.append(torch.zeros_like(start).index_add_(0, next_state.reshape(-1), mass.reshape(-1)))
+    return torch.stack(visits)  # (H, S)
+
+
+def demo_visitation(demo_states: torch.Tensor, num_states: int) -> torch.Tensor:
+    """D̃(s) = (1/m) Σ_j Σ_t 1[s_t^j = s], (S,): the demos' feature counts are μ̃ = Σ_s D̃(s) x(s)."""
+    m = demo_states.shape[0]
+    return torch.bincount(demo_states.reshape(-1), minlength=num_states).to(torch.float64) / m
+
+
+def maxent_gradient(demo_visits: torch.Tensor, visits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """∇L(w) = μ̃ − Σ_s D(s) x(s) = Σ_s (D̃(s) − D(s)) x(s), (d,), with D = Σ_t D_t (notes 000)."""
+    assert demo_visits.shape == visits.shape == features.shape[:1]
+    return features.T @ (demo_visits - visits)
+
+
+def demo_log_likelihood(log_pi: torch.Tensor, demo_states: torch.Tensor, demo_actions: torch.Tensor,
+                        alive: torch.Tensor) -> torch.Tensor:
+    """(1/m) Σ_j Σ_t log π_t(a_t^j | s_t^j) over the steps where the demo is still running (alive (m, H−1) bool).
+
+    On deterministic dynamics this is log P(τ_j | s_0^j, w) of the notes (up to the constant log Π P = 0).
+    """
+    m, horizon = demo_states.shape
+    steps = torch.arange(horizon - 1, device=log_pi.device)
+    logp = log_pi[steps[None, :], demo_states[:, :-1], demo_actions]  # (m, H−1)
+    return (logp * alive).sum() / m
+
+
+def value_iteration(reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, horizon: int) -> tuple:
+    """The optimal non-stationary policy for H states: V_H = 0, Q_t = r + E[V_{t+1}], V_t = max_a Q_t.
+
+    Returns (policy (H, S) int, value (S,) = V_0). Used for the expert (true R) and to plan under the learned r.
+    """
+    value = torch.zeros_like(reward)
+    policy = []
+    for _ in range(horizon):
+        q = reward[:, None] + (prob * value[next_state]).sum(-1)  # (S, A)
+        value, best = q.max(-1)
+        policy.append(best)
+    return torch.stack(policy[::-1]), value  # policy[t] is the action with H − t states to go
+
+
+def policy_return(policy: torch.Tensor, reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor,
+                  start: torch.Tensor) -> float:
+    """E[Σ_{t<H} R(s_t)] of a deterministic policy (H, S) under the known model, exactly (a forward pass)."""
+    num_actions = next_state.shape[1]
+    log_pi = torch.log(nn.functional.one_hot(policy, num_actions).to(reward.dtype))  # (H, S, A), log 1 or −inf
+    visits = forward_pass(log_pi, next_state, prob, start)  # (H, S)
+    return float((visits.sum(0) * reward).sum())
+
+
+def reward_correlation(learned: torch.Tensor, true: torch.Tensor) -> float:
+    """Pearson correlation of the learned and true rewards over the states (nan if either is constant)."""
+    a, b = learned - learned.mean(), true - true.mean()
+    denominator = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denominator if denominator > 0 else float("nan")
+
+
+def reward_picture(learned: np.ndarray, true: np.ndarray, nrow: int, ncol: int, scale: int) -> np.ndarray:
+    """(3, h, w) image: learned reward (left) beside the true reward (right), each scaled to [−1, 1], blue < 0 < red."""
+    panels = []
+    for r in (learned, true):
+        r = r.reshape(nrow, ncol)
+        r = r / max(np.abs(r).max(), 1e-12)  # 1e-12: an all-zero reward stays white
+        rgb = np.stack([1 - np.clip(-r, 0, 1), 1 - np.abs(r), 1 - np.clip(r, 0, 1)])  # (3, nrow, ncol) white at 0
+        panels.append(rgb.repeat(scale, axis=1).repeat(scale, axis=2))
+    gap = np.zeros((3, nrow * scale, scale))
+    return np.concatenate([panels[0], gap, panels[1]], axis=2).astype(np.float32)
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, exit_state: int) -> tuple:
+    """Run a non-stationary policy (H, S) in the env, episode j from reset(seed=seeds[j]):
+    states (m, H), actions (m, H−1), alive (m, H−1), env returns (m,).
+
+    After the env terminates, the trajectory continues in the exit state (the model's absorbing state); those steps
+    are not "alive" (their actions are padding, uniform under every reward).
+    """
+    num_demos = len(seeds)
+    states = np.full((num_demos, horizon), exit_state, dtype=np.int64)
+    actions = np.zeros((num_demos, horizon - 1), dtype=np.int64)
+    alive = np.zeros((num_demos, horizon - 1), dtype=bool)
+    returns = np.zeros(num_demos)
+    for j in range(num_demos):
+        s, _ = env.reset(seed=int(seeds[j]))
+        states[j, 0] = s
+        for t in range(horizon - 1):
+            a = int(policy[t, s])
+            s, r, terminated, truncated, _ = env.step(a)
+            actions[j, t], alive[j, t], returns[j] = a, True, returns[j] + r
+            states[j, t + 1] = s
+            if terminated or truncated:  # main() checks that a time limit cannot cut an episode before H − 1 steps
+                break  # the rest stays in exit (after a terminal state, as in the model; after a truncation, unused)
+    return states, actions, alive, returns
+
+
+def main(args: Args) -> dict:
+    """Learn a reward (or load --checkpoint), plan under it, evaluate, save; returns the summary in summary.json."""
+    check_args(args)
+    try:
+        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
+    except OSError as err:
+        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    ckpt = load_checkpoint(args.checkpoint, args) if args.checkpoint is not None else None
+    env = make_tabular_env(args)
+    mdp = tabular_model(env, args.env)
+    time_limit = env.spec.max_episode_steps if env.spec is not None else None
+    # 2N: the expert crosses the grid (≤ 2N − 2 moves) and stays; a gym env: its own episode length (100 if none)
+    horizon = args.horizon or (2 * args.grid_size if args.env == "gridworld" else (time_limit or 100) + 1)
+    if time_limit is not None and horizon - 1 > time_limit:
+        raise UserError(f"--horizon {horizon} is longer than {args.env}'s time limit + 1 ({time_limit + 1})")
+    args.horizon = horizon  # recorded resolved, in args.json and model.pt
+    features_np = state_features(args.features, env, args.env)  # (S+1, d) before any folder is made
+    # float64 throughout: the passes are cheap, and the tests compare them with enumeration to 1e-6.
+    to64 = lambda x: torch.as_tensor(x, dtype=torch.float64, device=device)  # noqa: E731
+    next_state, prob = torch.as_tensor(mdp["next_state"], device=device), to64(mdp["prob"])
+    true_reward, p0, features = to64(mdp["reward"]), to64(mdp["p0"]), to64(features_np)
+    num_states = mdp["num_states"] + 1  # with exit
+    real = slice(0, mdp["num_states"])
+
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    start_time = time.time()
+
+    # [S1] the expert: optimal for the true R over H states (value iteration), run in the env itself.
+    expert_policy, _ = value_iteration(true_reward, next_state, prob, horizon)  # (H, S)
+    expert_return = policy_return(expert_policy, true_reward, next_state, prob, p0)
+    nrow, ncol = getattr(env.unwrapped, "nrow", None), getattr(env.unwrapped, "ncol", None)
+    grid = nrow is not None and nrow * ncol == mdp["num_states"]
+    scale = max(1, 200 // max(nrow, ncol)) if grid else 1  # pixels per cell: pictures about 200 pixels wide
+
+    reward_model = RewardModel(features, args.reward_model, args.hidden_size).to(device, torch.float64)
+    if args.checkpoint is not None:
+        reward_model.load_state_dict(ckpt["reward_model"])
+        demo_returns, extra = np.zeros(0), {}
+    else:
+        # GOTCHA: reset seeds drawn from --seed, not seed + j: seeds 1 and 2 would otherwise share all but one demo.
+        demo_seeds = np.random.default_rng(args.seed).integers(2**31, size=args.num_demos)
+        states_np, actions_np, alive_np, demo_returns = collect_demos(env, expert_policy.cpu().numpy(), demo_seeds,
+                                                                      horizon, num_states - 1)
+        demo_states, demo_actions = torch.as_tensor(states_np, device=device), torch.as_tensor(actions_np, device=device)
+        alive = torch.as_tensor(alive_np, device=device)
+        print(f"{args.env}: {mdp['num_states']} states, {mdp['num_actions']} actions, H = {horizon}; expert return "
+              f"{expert_return:.3f} (exact), {demo_returns.mean():.3f} over its {args.num_demos} demos", flush=True)
+        # [S2] the demos' visitation, and their start distribution for the forward pass (DEVIATION in the docstring).
+        demo_visits = demo_visitation(demo_states, num_states)  # (S+1,)
+        demo_start = demo_visitation(demo_states[:, :1], num_states)  # (S+1,)
+
+        optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
+        history = []
+        for iteration in range(1, args.iterations + 1):
+            reward = reward_model()  # (S+1,) r_θ(s)
+            # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
+            with torch.no_grad():
+                log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
+                # [S4] forward pass: expected visits under π_t
+                visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
+            # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
+            #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
+            #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
+            surrogate = ((demo_visits - visits) * reward).sum()
+            optimizer.zero_grad()
+            (-surrogate).backward()  # ascent on L
+            optimizer.step()
+
+            # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
+            #      nll: the demos' negative log-likelihood per demo, falls while learning (a rise: step size too big);
+            #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
+            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (GOTCHA in finish);
+            #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
+            nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
+            gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
+            writer.add_scalar("losses/demo_nll", nll, iteration)
+            writer.add_scalar("losses/feature_gap", gap, iteration)
+            if iteration % args.log_every == 0 or iteration == args.iterations:
+                with torch.no_grad():
+                    reward = reward_model()
+                    plan = backward_pass(reward, next_state, prob, horizon, args.backup)[0].argmax(-1)  # (H, S)
+                    evd = expert_return - policy_return(plan, true_reward, next_state, prob, p0)
+                    hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S)
+                    evd_hard = expert_return - policy_return(hard_plan, true_reward, next_state, prob, p0)
+                    corr = reward_correlation(reward[real], true_reward[real])
+                writer.add_scalar("losses/evd", evd, iteration)
+                writer.add_scalar("losses/evd_hard", evd_hard, iteration)
+                writer.add_scalar("losses/reward_corr", corr, iteration)
+                if grid:
+                    writer.add_image("reward/learned_vs_true", reward_picture(reward[real].cpu().numpy(),
+                                     true_reward[real].cpu().numpy(), nrow, ncol, scale), iteration)
+                history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
+                                "reward_corr": corr})
+                print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
+                      f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
+        learn_time = time.time() - start_time
+        extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
+                 "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history}
+
+    train_time = time.time() - start_time
+    summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
+                     expert_return, train_time, extra)
+    writer.close()
+    return summary
+
+
+# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: seeding
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (environments are seeded at reset)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+# <<< shared: seeding
+
+# >>> shared: atomic writes
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+# <<< shared: atomic writes
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    """Read a model.pt written by this script for the same MDP, features and model; adopt its horizon and backup."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by maxent_irl.py: "
+                        f"{str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("script") != "maxent_irl.py":
+        raise UserError(f"'{path}' is not a model.pt written by maxent_irl.py")
+    for key in ("env", "grid_size", "slip", "features", "reward_model", "hidden_size"):
+        if ckpt["args"][key] != getattr(args, key):
+            raise UserError(f"checkpoint '{path}' was made with --{key.replace('_', '-')} {ckpt['args'][key]}, "
+                            f"not {getattr(args, key)}")
+    args.horizon, args.backup = ckpt["args"]["horizon"], ckpt["args"]["backup"]
+    return ckpt
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward_model: RewardModel, mdp: dict,
+           next_state: torch.Tensor, prob: torch.Tensor, true_reward: torch.Tensor, p0: torch.Tensor, horizon: int,
+           expert_return: float, train_time: float, extra: dict) -> dict:
+    """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
+    with torch.no_grad():
+        reward = reward_model()  # (S+1,)
+        # The optimal policy under r_θ in the sense the reward was learned in: the maximum-entropy one, q = exp(Q − V)
+        # (notes 001), i.e. the local action probabilities of the backward pass, acting by the most likely action.
+        log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
+        plan = log_pi.argmax(-1)  # (H, S+1)
+        learned_return = policy_return(plan, true_reward, next_state, prob, p0)
+        # GOTCHA: the hard-max optimal policy under the same r_θ (value iteration, no entropy) can be much worse where
+        # episodes end. The soft model earns an entropy bonus, log Σ_a e^{Q}, at every step it is still alive; the
+        # learned r_θ compensates for it, so it is negative on states where the expert merely lingers. Plan under
+        # r_θ without the bonus, and ending the episode early (in a hole) looks good: FrozenLake-v1, README.
+        hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S+1)
+        hard_return = policy_return(hard_plan, true_reward, next_state, prob, p0)
+    real = slice(0, mdp["num_states"])
+    # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
+    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
+    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
+
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "maxent_irl.py", "env": args.env, "args": dataclasses.asdict(args),
+            "reward_model": {k: v.detach().cpu().clone() for k, v in reward_model.state_dict().items()},
+            "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states, (S,)
+            "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
+            "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
+        }, os.path.join(run_dir, "model.pt"))
+
+    summary = {
+        "script": "maxent_irl.py", "env": args.env, "seed": args.seed, "env_steps": 0,  # the model is known
+        "wall_time_s": round(train_time, 1), "sps": 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": None,  # no training episodes
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "expert_return": expert_return,  # exact, from the model
+        "learned_policy_return": learned_return,  # exact: the MaxEnt-optimal policy under r_θ, scored with the true R
+        "evd": expert_return - learned_return,
+        "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA above)
+        "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
+        "reward_corr": reward_correlation(reward[real], true_reward[real]),
+        **extra,
+    }
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    print(f"MaxEnt-optimal policy under the learned reward: true return {learned_return:.4f} (exact) vs the expert's "
+          f"{expert_return:.4f}; EVD {summary['evd']:.4f} (hard max: {summary['evd_hard']:.4f}); reward correlation "
+          f"{summary['reward_corr']:.3f}")
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.3f} ± {summary['eval_return_std']:.3f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except UserError as err:
+        sys.exit(f"maxent_irl.py: error: {err}")

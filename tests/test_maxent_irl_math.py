@@ -1,0 +1,272 @@
+"""maxent_irl.py's equations against brute force: enumeration of every trajectory, finite differences, value
+iteration against every action sequence, the exact return against the env itself."""
+import itertools
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import maxent_irl as mi
+
+torch.set_default_dtype(torch.float64)
+
+
+def random_mdp(num_states: int, num_actions: int, deterministic: bool, seed: int) -> tuple:
+    """(next_state (S, A, K), prob (S, A, K)) with K = 1 (deterministic) or K = S (dense, random probabilities)."""
+    rng = np.random.default_rng(seed)
+    if deterministic:
+        next_state = rng.integers(num_states, size=(num_states, num_actions, 1))
+        prob = np.ones((num_states, num_actions, 1))
+    else:
+        next_state = np.broadcast_to(np.arange(num_states), (num_states, num_actions, num_states)).copy()
+        prob = rng.dirichlet(np.ones(num_states), size=(num_states, num_actions))
+    return torch.as_tensor(next_state), torch.as_tensor(prob)
+
+
+def dense(next_state, prob) -> np.ndarray:
+    """T[s, a, s'] from the successor lists."""
+    num_states, num_actions, _ = next_state.shape
+    t = np.zeros((num_states, num_actions, num_states))
+    for s, a, k in itertools.product(range(num_states), range(num_actions), range(next_state.shape[2])):
+        t[s, a, next_state[s, a, k]] += float(prob[s, a, k])
+    return t
+
+
+def trajectories(t: np.ndarray, s0: int, horizon: int):
+    """Every (states, actions, Π P) with H states from s0: H − 1 actions, every successor."""
+    num_states, num_actions, _ = t.shape
+    for actions in itertools.product(range(num_actions), repeat=horizon - 1):
+        for rest in itertools.product(range(num_states), repeat=horizon - 1):
+            states = (s0,) + rest
+            p = math.prod(t[states[i], actions[i], states[i + 1]] for i in range(horizon - 1))
+            if p > 0:
+                yield states, actions, p
+
+
+def brute_visits_maxent(t, reward, p0, horizon) -> np.ndarray:
+    """D(s) of P(τ | s_0) ∝ exp(Σ_t r(s_t)) Π P(s_{t+1}|s_t, a_t), mixed over s_0 ∼ p0, by enumeration."""
+    visits = np.zeros(len(reward))
+    for s0 in np.flatnonzero(p0):
+        paths = list(trajectories(t, int(s0), horizon))
+        weights = np.array([p * math.exp(sum(reward[s] for s in states)) for states, _, p in paths])
+        weights /= weights.sum()
+        for (states, _, _), w in zip(paths, weights):
+            for s in states:
+                visits[s] += p0[s0] * w
+    return visits
+
+
+def brute_visits_policy(t, log_pi, p0, horizon) -> np.ndarray:
+    """D(s) of s_0 ∼ p0, a_t ∼ π_t(·|s_t), s_{t+1} ∼ P(·|s_t, a_t), by enumeration."""
+    pi = np.exp(np.asarray(log_pi))
+    visits = np.zeros(len(p0))
+    for s0 in np.flatnonzero(p0):
+        for states, actions, p in trajectories(t, int(s0), horizon):
+            w = p0[s0] * p * math.prod(pi[i, states[i], actions[i]] for i in range(horizon - 1))
+            for s in states:
+                visits[s] += w
+    return visits
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_passes_equal_enumeration_of_every_trajectory_on_deterministic_dynamics(backup, seed):
+    """The issue's check: forward(backward(r)) = D of P(τ) ∝ exp(Σ wᵀx(s_t)) Π P, within 1e-6 (both backups)."""
+    num_states, num_actions, horizon = 4, 3, 5
+    next_state, prob = random_mdp(num_states, num_actions, True, seed)
+    rng = np.random.default_rng(seed + 10)
+    features = torch.as_tensor(rng.normal(size=(num_states, 3)))
+    w = torch.as_tensor(rng.normal(size=3))
+    reward = features @ w
+    p0 = torch.as_tensor(rng.dirichlet(np.ones(num_states)))
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, backup)
+    visits = mi.forward_pass(log_pi, next_state, prob, p0)
+    assert visits.shape == (horizon, num_states)
+    expected = brute_visits_maxent(dense(next_state, prob), reward.numpy(), p0.numpy(), horizon)
+    np.testing.assert_allclose(visits.sum(0).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(visits.sum().item(), horizon, atol=1e-9)  # H states per trajectory
+
+
+def test_notes_backward_pass_is_the_exact_conditional_on_stochastic_dynamics():
+    """On stochastic P, notes 000's π_0(a|s_0) = Z_a / Z_s is the exact marginal of a_0 under exp(Σ r) Π P (the
+    optimistic model), and notes 001's soft backup gives another policy (the GOTCHA in the docstring)."""
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 5)
+    reward = torch.tensor([1.5, -1.0, 0.3])
+    t = dense(next_state, prob)
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, "ziebart")
+    for s0 in range(num_states):
+        marginal = np.zeros(num_actions)
+        for states, actions, p in trajectories(t, s0, horizon):
+            marginal[actions[0]] += p * math.exp(sum(float(reward[s]) for s in states))
+        np.testing.assert_allclose(log_pi[0, s0].exp().numpy(), marginal / marginal.sum(), atol=1e-9)
+    soft_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, "soft")
+    assert (soft_pi.exp() - log_pi.exp()).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+def test_forward_pass_equals_enumeration_of_the_policy_on_stochastic_dynamics(backup):
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 7)
+    reward = torch.tensor([0.2, -0.7, 1.1])
+    p0 = torch.tensor([0.5, 0.3, 0.2])
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, backup)
+    visits = mi.forward_pass(log_pi, next_state, prob, p0).sum(0)
+    expected = brute_visits_policy(dense(next_state, prob), log_pi.numpy(), p0.numpy(), horizon)
+    np.testing.assert_allclose(visits.numpy(), expected, atol=1e-9)
+
+
+def demos_on(next_state, num_demos, horizon, rng) -> tuple:
+    """Arbitrary trajectories that the (deterministic) dynamics allow: states (m, H), actions (m, H−1)."""
+    num_states, num_actions, _ = next_state.shape
+    states = np.zeros((num_demos, horizon), dtype=np.int64)
+    actions = rng.integers(num_actions, size=(num_demos, horizon - 1))
+    states[:, 0] = rng.integers(num_states, size=num_demos)
+    for t in range(horizon - 1):
+        states[:, t + 1] = next_state[states[:, t], actions[:, t], 0].numpy()
+    return torch.as_tensor(states), torch.as_tensor(actions)
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+def test_gradient_equals_finite_differences_of_the_log_likelihood(backup):
+    """μ̃ − Σ_s D(s) x(s) (D from the demos' start states) = ∂L/∂w by central differences, L the demos' log-likelihood."""
+    num_states, num_actions, horizon, d = 6, 3, 7, 4
+    next_state, prob = random_mdp(num_states, num_actions, True, 3)
+    rng = np.random.default_rng(4)
+    features = torch.as_tensor(rng.normal(size=(num_states, d)))
+    states, actions = demos_on(next_state, 9, horizon, rng)
+    alive = torch.ones_like(actions, dtype=torch.bool)
+
+    def likelihood(w):
+        log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
+        return mi.demo_log_likelihood(log_pi, states, actions, alive).item()
+
+    w = torch.as_tensor(rng.normal(size=d))
+    log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
+    start = mi.demo_visitation(states[:, :1], num_states)
+    visits = mi.forward_pass(log_pi, next_state, prob, start).sum(0)
+    grad = mi.maxent_gradient(mi.demo_visitation(states, num_states), visits, features)
+    eps = 1e-6
+    numeric = [(likelihood(w + eps * e) - likelihood(w - eps * e)) / (2 * eps) for e in torch.eye(d)]
+    np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_demo_likelihood_is_the_trajectory_likelihood_of_the_notes_on_deterministic_dynamics():
+    """Σ_t log π_t(a_t|s_t) = wᵀμ_τ − log Z(s_0), Z(s_0) = Σ over τ from s_0 of exp(wᵀμ_τ) (H − 1 actions)."""
+    num_states, num_actions, horizon = 4, 2, 5
+    next_state, prob = random_mdp(num_states, num_actions, True, 8)
+    reward = torch.tensor([0.4, -1.2, 0.9, 0.0])
+    states, actions = demos_on(next_state, 1, horizon, np.random.default_rng(9))
+    log_pi, log_zs = mi.backward_pass(reward, next_state, prob, horizon)
+    loglik = mi.demo_log_likelihood(log_pi, states, actions, torch.ones_like(actions, dtype=torch.bool)).item()
+    s0 = int(states[0, 0])
+    z = sum(p * math.exp(sum(float(reward[s]) for s in st)) for st, _, p in trajectories(dense(next_state, prob), s0, horizon))
+    np.testing.assert_allclose(loglik, float(reward[states[0]].sum()) - math.log(z), atol=1e-9)
+    # log Z_{s,H}(s_0) of the backward pass counts one more (free) action: log Z + log |A|
+    np.testing.assert_allclose(log_zs[horizon, s0].item(), math.log(z) + math.log(num_actions), atol=1e-9)
+
+
+def test_surrogate_autodiff_equals_the_feature_matching_gradient():
+    """[S5]: autodiff of Σ_s (D̃(s) − D(s)) r_θ(s) with r = Xw gives exactly μ̃ − Σ_s D(s) x(s)."""
+    rng = np.random.default_rng(0)
+    features = torch.as_tensor(rng.normal(size=(5, 3)))
+    demo_visits, visits = torch.as_tensor(rng.random(5)), torch.as_tensor(rng.random(5))
+    w = torch.zeros(3, requires_grad=True)
+    ((demo_visits - visits) * (features @ w)).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), mi.maxent_gradient(demo_visits, visits, features).numpy(), atol=1e-12)
+    np.testing.assert_allclose(mi.maxent_gradient(demo_visits, visits, features).numpy(),
+                               sum((demo_visits[s] - visits[s]).item() * features[s].numpy() for s in range(5)), atol=1e-12)
+
+
+def test_backward_pass_in_log_space_survives_long_horizons():
+    """e^{Σ r} over 2,000 steps of reward 5 is e^{10000}: the log-space passes stay finite and normalised."""
+    next_state, prob = random_mdp(5, 3, False, 1)
+    reward = torch.full((5,), 5.0)
+    reward[0] = -5.0
+    for backup in ("ziebart", "soft"):
+        log_pi, log_zs = mi.backward_pass(reward, next_state, prob, 2000, backup)
+        assert torch.isfinite(log_pi).all() and torch.isfinite(log_zs).all()
+        np.testing.assert_allclose(log_pi.exp().sum(-1).numpy(), 1.0, atol=1e-9)
+        visits = mi.forward_pass(log_pi, next_state, prob, torch.full((5,), 0.2))
+        np.testing.assert_allclose(visits.sum(1).numpy(), 1.0, atol=1e-9)
+
+
+def test_value_iteration_equals_the_best_action_sequence_on_deterministic_dynamics():
+    num_states, num_actions, horizon = 4, 3, 5
+    next_state, prob = random_mdp(num_states, num_actions, True, 11)
+    reward = torch.tensor([0.3, -0.5, 1.0, 0.1])
+    policy, value = mi.value_iteration(reward, next_state, prob, horizon)
+    t = dense(next_state, prob)
+    for s0 in range(num_states):
+        best = max(sum(float(reward[s]) for s in st) for st, _, _ in trajectories(t, s0, horizon))
+        np.testing.assert_allclose(value[s0].item(), best, atol=1e-12)
+    # and the policy earns it (policy_return, started in s0)
+    for s0 in range(num_states):
+        start = torch.nn.functional.one_hot(torch.tensor(s0), num_states).double()
+        np.testing.assert_allclose(mi.policy_return(policy, reward, next_state, prob, start), value[s0].item(), atol=1e-12)
+
+
+def test_policy_return_equals_enumeration_on_stochastic_dynamics():
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 13)
+    reward = torch.tensor([1.0, -2.0, 0.5])
+    p0 = torch.tensor([0.2, 0.3, 0.5])
+    policy = torch.as_tensor(np.random.default_rng(1).integers(num_actions, size=(horizon, num_states)))
+    log_pi = torch.log(torch.nn.functional.one_hot(policy, num_actions).double())
+    visits = brute_visits_policy(dense(next_state, prob), log_pi.numpy(), p0.numpy(), horizon)
+    np.testing.assert_allclose(mi.policy_return(policy, reward, next_state, prob, p0), visits @ reward.numpy(), atol=1e-12)
+
+
+def test_reward_correlation_is_pearson():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    np.testing.assert_allclose(mi.reward_correlation(torch.as_tensor(a), torch.as_tensor(b)), np.corrcoef(a, b)[0, 1], atol=1e-12)
+    assert math.isnan(mi.reward_correlation(torch.zeros(4), torch.as_tensor(b[:4])))
+
+
+def test_frozenlake_model_terminal_states_lead_to_exit_and_rewards_are_per_state():
+    env = gym.make("FrozenLake-v1")
+    mdp = mi.tabular_model(env, "FrozenLake-v1")
+    exit_state = 16
+    np.testing.assert_allclose(mdp["prob"].sum(-1), 1.0)
+    assert sorted(np.flatnonzero(mdp["absorbing"])) == [5, 7, 11, 12, 15, exit_state]  # holes, goal, exit
+    assert (mdp["next_state"][mdp["absorbing"], :, 0] == exit_state).all()
+    expected = np.zeros(17)
+    expected[15] = 1.0
+    np.testing.assert_array_equal(mdp["reward"], expected)
+    assert mdp["p0"][0] == 1.0
+
+
+def test_exact_return_matches_the_env_itself():
+    """The model (with its exit state) reproduces the env: the exact return of the expert on FrozenLake equals the mean
+    env return of 4,000 episodes of it within 4 standard errors."""
+    env = gym.make("FrozenLake-v1")
+    mdp = mi.tabular_model(env, "FrozenLake-v1")
+    next_state, prob = torch.as_tensor(mdp["next_state"]), torch.as_tensor(mdp["prob"])
+    reward, p0 = torch.as_tensor(mdp["reward"]), torch.as_tensor(mdp["p0"])
+    horizon = 101
+    policy, _ = mi.value_iteration(reward, next_state, prob, horizon)
+    exact = mi.policy_return(policy, reward, next_state, prob, p0)
+    *_, returns = mi.collect_demos(env, policy.numpy(), list(range(4000)), horizon, 16)
+    assert abs(returns.mean() - exact) < 4 * returns.std() / math.sqrt(len(returns))
+    assert 0.7 < exact < 0.8  # the optimal 4×4 slippery lake succeeds about 74% of the time
+
+
+@pytest.mark.parametrize("env_id,needle", [("Taxi-v4", "depends on the transition"),
+                                           ("CliffWalking-v1", "depends on the transition")])
+def test_envs_with_transition_rewards_are_refused(env_id, needle):
+    with pytest.raises(mi.UserError, match=needle):
+        mi.tabular_model(gym.make(env_id), env_id)
+
+
+def test_gridworld_model():
+    env = mi.GridWorld(4, slip=0.5)
+    mdp = mi.tabular_model(env, "gridworld")
+    np.testing.assert_allclose(mdp["prob"].sum(-1), 1.0)
+    assert not mdp["absorbing"][:16].any()
+    # corner 0, action 'up' (1): stays with 1 − slip + slip·(stay, up, left)/5, moves right or down with slip/5 each
+    t = dense(torch.as_tensor(mdp["next_state"]), torch.as_tensor(mdp["prob"]))
+    np.testing.assert_allclose(t[0, 1, [0, 1, 4]], [0.5 + 0.3, 0.1, 0.1])
+    assert mdp["reward"][15] == 1.0 and (mdp["reward"][mdp["p0"] > 0] == 0).all()
