@@ -552,13 +552,17 @@ def main(args: Args) -> dict:
             # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
             #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
             #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
+            # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
+            #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
+            #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
             surrogate = ((demo_visits - visits) * reward).sum()
             optimizer.zero_grad()
             (-surrogate).backward()  # ascent on L
             optimizer.step()
 
             # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
-            #      nll: the demos' negative log-likelihood per demo, falls while learning (a rise: step size too big);
+            #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
+            #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
             #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
             #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (GOTCHA in finish);
             #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
