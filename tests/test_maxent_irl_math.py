@@ -10,7 +10,15 @@ import torch
 
 import maxent_irl as mi
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """float64 in this module's tests only: a module-level set_default_dtype would leak into every other test file."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def random_mdp(num_states: int, num_actions: int, deterministic: bool, seed: int) -> tuple:
