@@ -290,6 +290,8 @@ def tabular_model(env: gym.Env, env_id: str) -> dict:
     reward = np.zeros(num_states + 1)  # (S+1,) R(s) = the reward of entering s; exit pays 0
     for s2, r in entered_reward.items():
         reward[s2] = r
+    if not hasattr(unwrapped, "initial_state_distrib"):
+        raise UserError(f"{env_id} does not expose its start distribution (env.unwrapped.initial_state_distrib)")
     p0 = np.append(np.asarray(unwrapped.initial_state_distrib, dtype=np.float64), 0.0)  # (S+1,)
     if np.any(reward[p0 > 0] != 0):
         raise UserError(f"{env_id} can start in a state that pays a reward; the return would differ from the env's")
@@ -435,6 +437,25 @@ def policy_return(policy: torch.Tensor, reward: torch.Tensor, next_state: torch.
     return float((visits.sum(0) * reward).sum())
 
 
+def plans_under(reward: torch.Tensor, true_reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor,
+                start: torch.Tensor, horizon: int, backup: str) -> dict:
+    """The two optimal policies under a learned r_θ, each scored exactly with the true R (the EVD of [S6] and the end).
+
+    maxent: optimal in the sense r_θ was learned in, the maximum-entropy policy q = exp(Q − V) (notes 001), i.e. the
+            local action probabilities π_t of the backward pass, acting by the most likely action;
+    hard:   value iteration under r_θ, no entropy.
+    GOTCHA: the hard one can be much worse where episodes end. The soft model earns an entropy bonus, log Σ_a e^{Q},
+    at every step it is still alive; the learned r_θ compensates for it, so it is negative on states where the
+    expert merely lingers. Plan under r_θ without the bonus, and ending the episode early (in a hole) looks good:
+    FrozenLake-v1, README.
+    """
+    log_pi, _ = backward_pass(reward, next_state, prob, horizon, backup)  # (H, S, A)
+    plan = log_pi.argmax(-1)  # (H, S)
+    hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S)
+    return {"log_pi": log_pi, "plan": plan, "return": policy_return(plan, true_reward, next_state, prob, start),
+            "hard_return": policy_return(hard_plan, true_reward, next_state, prob, start)}
+
+
 def reward_correlation(learned: torch.Tensor, true: torch.Tensor) -> float:
     """Pearson correlation of the learned and true rewards over the states (nan if either is constant)."""
     a, b = learned - learned.mean(), true - true.mean()
@@ -526,7 +547,7 @@ def main(args: Args) -> dict:
     reward_model = RewardModel(features, args.reward_model, args.hidden_size).to(device, torch.float64)
     if args.checkpoint is not None:
         reward_model.load_state_dict(ckpt["reward_model"])
-        demo_returns, extra = np.zeros(0), {}
+        extra = {}
     else:
         # GOTCHA: reset seeds drawn from --seed, not seed + j: seeds 1 and 2 would otherwise share all but one demo.
         demo_seeds = np.random.default_rng(args.seed).integers(2**31, size=args.num_demos)
@@ -564,7 +585,7 @@ def main(args: Args) -> dict:
             #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
             #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
             #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
-            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (GOTCHA in finish);
+            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
             #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
             nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
             gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
@@ -573,10 +594,8 @@ def main(args: Args) -> dict:
             if iteration % args.log_every == 0 or iteration == args.iterations:
                 with torch.no_grad():
                     reward = reward_model()
-                    plan = backward_pass(reward, next_state, prob, horizon, args.backup)[0].argmax(-1)  # (H, S)
-                    evd = expert_return - policy_return(plan, true_reward, next_state, prob, p0)
-                    hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S)
-                    evd_hard = expert_return - policy_return(hard_plan, true_reward, next_state, prob, p0)
+                    plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
+                    evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
                     corr = reward_correlation(reward[real], true_reward[real])
                 writer.add_scalar("losses/evd", evd, iteration)
                 writer.add_scalar("losses/evd_hard", evd_hard, iteration)
@@ -657,17 +676,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
     """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
     with torch.no_grad():
         reward = reward_model()  # (S+1,)
-        # The optimal policy under r_θ in the sense the reward was learned in: the maximum-entropy one, q = exp(Q − V)
-        # (notes 001), i.e. the local action probabilities of the backward pass, acting by the most likely action.
-        log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
-        plan = log_pi.argmax(-1)  # (H, S+1)
-        learned_return = policy_return(plan, true_reward, next_state, prob, p0)
-        # GOTCHA: the hard-max optimal policy under the same r_θ (value iteration, no entropy) can be much worse where
-        # episodes end. The soft model earns an entropy bonus, log Σ_a e^{Q}, at every step it is still alive; the
-        # learned r_θ compensates for it, so it is negative on states where the expert merely lingers. Plan under
-        # r_θ without the bonus, and ending the episode early (in a hole) looks good: FrozenLake-v1, README.
-        hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S+1)
-        hard_return = policy_return(hard_plan, true_reward, next_state, prob, p0)
+        plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
+    plan, log_pi, learned_return, hard_return = plans["plan"], plans["log_pi"], plans["return"], plans["hard_return"]
     real = slice(0, mdp["num_states"])
     # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
     eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
@@ -696,7 +706,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         "expert_return": expert_return,  # exact, from the model
         "learned_policy_return": learned_return,  # exact: the MaxEnt-optimal policy under r_θ, scored with the true R
         "evd": expert_return - learned_return,
-        "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA above)
+        "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA in plans_under)
         "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
         "reward_corr": reward_correlation(reward[real], true_reward[real]),
         **extra,

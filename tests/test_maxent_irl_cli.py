@@ -44,7 +44,6 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     horizon = summary["horizon"]
     assert ckpt["policy"].shape == (horizon, ckpt["reward"].shape[0])
     np.testing.assert_allclose(ckpt["log_pi"].exp().sum(-1).numpy(), 1.0, atol=1e-9)
-    assert any(f.startswith("events.out") for f in os.listdir(summary["run_dir"]))
 
 
 @pytest.mark.parametrize("argv,needle", [
