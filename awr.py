@@ -1,0 +1,921 @@
+"""Advantage-weighted regression (AWR): policy search as weighted maximum likelihood, online and offline (MARWIL),
+with reward-weighted regression (RWR) as its ablation, for discrete and continuous actions.
+
+Papers: Peng, Kumar, Zhang, Levine, "Advantage-weighted regression: simple and scalable off-policy reinforcement
+learning" (arXiv:1910.00177, 2019); Peters & Schaal, "Reinforcement learning by reward-weighted regression for
+operational space control" (ICML 2007); Wang et al., "Exponentially weighted imitation learning for batched
+historical data" (MARWIL, NeurIPS 2018). Lecture notes: ../shared/seeds 004 (weighted imitation, RWR, PG = RWR, the
+AWR algorithm, its hyperparameters and results table, MARWIL as one offline iteration).
+
+Behaviour cloning fits π to the actions of a dataset by maximum likelihood. Weight each sample by how good it was and
+the fitted policy imitates "more strongly what is good in the batch than what is bad" (notes 004):
+    π_k = argmax_π  E_{s,a∼D}[ log π(a|s) · w(s, a) ]
+    RWR  (--weighting reward):     w = exp(R_{s,a} / β)                   the return that followed a in s
+    AWR  (--weighting advantage):  w = exp((R_{s,a} − V_k(s)) / β)         the advantage: better than usual in s?
+The paper derives it as the solution of a trust-region policy improvement, max_π E[A(s,a)] s.t. KL(π ‖ μ) ≤ ε, whose
+optimum is π*(a|s) ∝ μ(a|s)·exp(A(s,a)/β) (paper eq. 6–9); projecting π* onto the policy class by maximum likelihood
+on samples of μ gives the weighted regression. β is the temperature: β → 0 copies only the best action of each state,
+β → ∞ is plain behaviour cloning of μ.
+Why the advantage and not the return: exp(R/β) grows with how good the *state* is, not the action, so RWR mostly
+imitates actions taken from lucky states; V(s) removes that (the paper's ablation, Fig. 4: RWR is far behind).
+
+Pseudocode (notes 004, "Algorithm 1"; the step tags appear in the training loop below):
+    D ← ∅
+    for k = 1, 2, ...
+        [S1] run π_{k−1} for `samples_per_iter` steps and add them to D, which keeps the `buffer_size` most recent
+        [S2] R^D_{s,a} = TD(λ) return of every sample in D, bootstrapped with V_{k−1}
+        [S3] V_k ← argmin_V E_{s∼D}[ ‖R^D_{s,a} − V(s)‖² ]                       (value_steps SGD steps)
+             recompute R^D with V_k; A = R^D − V_k(s); w = min(exp(A/β), w_max)
+             π_k ← argmax_π E_{s,a∼D}[ log π(a|s) · w ]                          (policy_steps SGD steps)
+        [S4] log
+    Offline (--offline, MARWIL): D is a fixed dataset (expert demos, optionally mixed with random-policy episodes)
+    and [S1] is skipped; the same [S2]–[S3] run --offline-iterations times with no environment interaction.
+
+Run:
+    python awr.py                                        # CartPole-v1, 100k steps (~1.5 min on a CPU)
+    python awr.py --env Hopper-v4 --total-timesteps 1000000 --learning-rate 1e-4
+    python awr.py --env Hopper-v4 --weighting reward     # RWR, the ablation
+    python awr.py --offline --env CartPole-v1 --random-episodes 100      # MARWIL from demos mixed with random data
+What a working run reaches (README "Results" gives the command behind each number):
+    CartPole-v1: 500 (deterministic evaluation) within 100k steps (tests/test_awr_learning.py).
+    Offline, CartPole-v1 from the shipped expert demos: 500/500, 1.0 of the expert (tests/test_awr_learning.py).
+    Hopper-v4 at 1M steps: see the README's AWR table (`python benchmark/awr.py`).
+
+The paper's settings (notes 004, "Experimental setup", and the released code, xbpeng/awr awr_configs.py) are the
+defaults, each with its source in Args. Where the code departs from the paper's text:
+  - DEVIATION (from the paper, as its released code does): the advantages are standardised over the buffer before
+    the exponential and β = 1. The paper's β = 0.05 applies to raw advantages, whose scale depends on the task.
+    `--no-norm-adv --beta 0.05` gives the paper's form.
+  - DEVIATION (from the notes): the value function's SGD step size is 0.01 (the released code and the paper's
+    appendix); the notes print 1e-4.
+  - TRICK (released code): the policy's σ is fixed, not learned (0.4 in a [−1, 1]-normalised action space), the value
+    network's output is scaled by 1/(1 − γ), observation statistics are frozen after 300k samples, and a penalty
+    keeps the Gaussian's mean inside the action bounds. Each is commented where it is computed.
+  - SIMPLIFICATION: the environment keeps running across iterations (an episode that a batch cuts continues in the
+    next), so each iteration adds exactly `samples_per_iter` steps; the released code collects whole episodes.
+"""
+
+# ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
+@dataclass
+class Args:
+    # --- common to every script (CONTRIBUTING.md) ---
+    env: str = "CartPole-v1"
+    """gymnasium environment id, e.g. CartPole-v1, InvertedPendulum-v4, Hopper-v4"""
+    exp_name: str = "awr"
+    """name of this experiment; part of the run directory name"""
+    seed: int = 1
+    """seed of python, numpy, torch and the environment"""
+    total_timesteps: int = 100_000
+    """environment steps to train for (online mode; --offline takes none)"""
+    cuda: bool = True
+    """update on the GPU when one is available (the rollout's actor runs in numpy on the CPU either way)"""
+    torch_deterministic: bool = True
+    """make cuDNN deterministic"""
+    torch_threads: int = 1
+    """CPU threads for torch; 1 is fastest for small MLPs"""
+    capture_video: bool = False
+    """record the final evaluation episodes to <run dir>/videos (needs moviepy)"""
+    save_model: bool = True
+    """write <run dir>/model.pt (networks + observation-normalisation statistics)"""
+    runs_dir: str = "runs"
+    """parent folder of the run directories"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic evaluation (most likely action, or the Gaussian's mean)"""
+    eval_seed: int = 10_000
+    """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
+    checkpoint: Optional[str] = None
+    """skip training: load this model.pt written by awr.py and evaluate it"""
+
+    # --- the weights (notes 004) ---
+    weighting: Literal["advantage", "reward"] = "advantage"
+    """w = exp((R − V(s))/β) (advantage: AWR) or exp(R/β) (reward: RWR, the paper's ablation)"""
+    beta: float = 1.0
+    """β, the temperature of the weights (released code: 1 on standardised advantages; the paper: 0.05 on raw ones)"""
+    norm_adv: bool = True
+    """standardise A (or R, with --weighting reward) over the buffer before exp(·/β) (released code)"""
+    weight_clip: float = 20.0
+    """w_max: weights are clipped to min(w, w_max) (notes 004; the paper, Fig. 10: "vital" for stability)"""
+    gamma: float = 0.99
+    """γ, the discount (paper and released code)"""
+    td_lambda: float = 0.95
+    """λ of the TD(λ) returns R^D (notes 004)"""
+
+    # --- the data ---
+    buffer_size: int = 50_000
+    """D keeps the most recent samples, about 25 policies' worth (notes 004: 50k)"""
+    samples_per_iter: int = 2048
+    """new environment steps per iteration (released code: 2,048; the notes: ~2,000)"""
+    offline: bool = False
+    """MARWIL: fit on a fixed dataset (--demos, plus --random-episodes) without stepping the environment to train"""
+    demos: Optional[str] = None
+    """--offline: a demos.npz (CONTRIBUTING.md format); default experts/<env>/demos.npz beside this script"""
+    num_demos: Optional[int] = None
+    """--offline: use the first this many episodes of the demos (default all)"""
+    random_episodes: int = 0
+    """--offline: add this many episodes of a uniformly random policy to the dataset (collected before training)"""
+    offline_iterations: int = 20
+    """--offline: iterations of [S2]–[S3] on the fixed dataset (value and policy fits, each re-bootstrapped)"""
+
+    # --- optimisation (SGD with momentum, minibatches of 256: notes 004) ---
+    learning_rate: Optional[float] = None
+    """policy SGD step size; default 5e-5 for continuous actions (notes 004; the released code uses 1e-4 on Hopper,
+    2.5e-5 on Walker2d) and 5e-4 for discrete ones (the released code's LunarLander)"""
+    discrete_learning_rate: float = 5e-4
+    """the policy step size --learning-rate stands for when left out, for discrete actions (released code)"""
+    continuous_learning_rate: float = 5e-5
+    """the policy step size --learning-rate stands for when left out, for continuous actions (notes 004)"""
+    value_learning_rate: float = 0.01
+    """value SGD step size (released code and paper appendix; the notes print 1e-4: see the docstring)"""
+    momentum: float = 0.9
+    """SGD momentum of both networks (notes 004)"""
+    batch_size: int = 256
+    """samples per minibatch (notes 004)"""
+    value_steps: int = 200
+    """minibatch steps fitting V per iteration (notes 004)"""
+    policy_steps: int = 1000
+    """minibatch steps fitting π per iteration (notes 004)"""
+    hidden_sizes: tuple[int, ...] = (128, 64)
+    """hidden ReLU layers of the policy and value networks (released code)"""
+    action_std: float = 0.4
+    """σ of the Gaussian policy in the [−1, 1]-normalised action space, fixed (released code: 0.4; 0.2 for Ant)"""
+    bound_loss_weight: float = 10.0
+    """weight of the penalty on the Gaussian's mean leaving the action bounds (released code)"""
+    norm_obs: bool = True
+    """normalise observations with running mean and variance"""
+    obs_norm_samples: int = 300_000
+    """the observation statistics are updated from the first this many samples, then frozen (released code)"""
+    clip_obs: float = 10.0
+    """clip normalised observations to ±clip_obs"""
+
+
+# ── Environment ────────────────────────────────────────────────────────────────────────────────────
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    rules = [
+        (args.beta > 0, "--beta must be positive"),
+        (args.weight_clip > 0, "--weight-clip must be positive"),
+        (0 <= args.gamma < 1, "--gamma must be in [0, 1) (the value network's output is scaled by 1/(1 − γ))"),
+        (0 <= args.td_lambda <= 1, "--td-lambda must be in [0, 1]"),
+        (args.samples_per_iter >= 1 and args.buffer_size >= args.samples_per_iter,
+         f"--buffer-size ({args.buffer_size}) must hold at least one iteration's samples (--samples-per-iter "
+         f"{args.samples_per_iter} ≥ 1)"),
+        (args.offline or args.checkpoint is not None or args.total_timesteps >= args.samples_per_iter,
+         f"--total-timesteps ({args.total_timesteps}) is smaller than one iteration (--samples-per-iter "
+         f"{args.samples_per_iter})"),
+        (args.offline or (args.demos is None and args.num_demos is None and args.random_episodes == 0),
+         "--demos, --num-demos and --random-episodes describe the fixed dataset of --offline: add --offline"),
+        (args.num_demos is None or args.num_demos >= 1, "--num-demos must be at least 1"),
+        (args.random_episodes >= 0, "--random-episodes must be >= 0"),
+        (args.offline_iterations >= 1, "--offline-iterations must be at least 1"),
+        ((args.learning_rate is None or args.learning_rate > 0) and args.value_learning_rate > 0,
+         "--learning-rate and --value-learning-rate must be positive"),
+        (0 <= args.momentum < 1, "--momentum must be in [0, 1)"),
+        (args.batch_size >= 1 and args.value_steps >= 1 and args.policy_steps >= 1,
+         "--batch-size, --value-steps and --policy-steps must be at least 1"),
+        (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
+        (args.action_std > 0, "--action-std must be positive"),
+        (args.bound_loss_weight >= 0, "--bound-loss-weight must be >= 0"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (args.torch_threads >= 1, "--torch-threads must be at least 1"),
+        (args.clip_obs > 0, "--clip-obs must be positive"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+# >>> shared: experts
+DEMO_KEYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
+             "episode_returns", "episode_lengths", "metadata")
+
+
+def default_expert_path(env_id: str, filename: str) -> str:
+    """experts/<env_id>/<filename> beside this script, where the shipped experts live (CONTRIBUTING.md)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "experts", env_id, filename)
+
+
+def expert_hint(env_id: str) -> str:
+    return f"make one with: python ppo.py --env {env_id} --save-expert experts/{env_id}"
+
+
+def demos_metadata(path: str) -> dict:
+    """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
+    with np.load(path) as data:
+        return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+
+
+def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
+    """Read a demos.npz and check it belongs to env_id and fits its spaces; {key: array} plus "metadata" (dict)."""
+    if not os.path.isfile(path):
+        raise UserError(f"no expert demonstrations at '{path}'; {expert_hint(env_id)}")
+    try:
+        with np.load(path) as data:
+            demos = {key: data[key] for key in DEMO_KEYS}
+        demos["metadata"] = json.loads(str(demos["metadata"]))
+    except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120]}); {expert_hint(env_id)}") from None
+    meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
+    if meta.get("env_id") != env_id:
+        raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
+    want_actions = (len(obs),) if discrete else (len(obs), act_dim)
+    if obs.ndim != 2 or obs.shape[1] != obs_dim or actions.shape != want_actions:
+        raise UserError(f"'{path}' has observations {obs.shape[1:]} and actions {actions.shape[1:]}, but {env_id} has "
+                        f"({obs_dim},) and {want_actions[1:]}; {expert_hint(env_id)}")
+    if int(demos["episode_lengths"].sum()) != len(obs):
+        raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
+                        f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    return demos
+
+
+def load_expert_policy(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> nn.Module:
+    """Load a policy.pt2 (torch.export) and check it on a batch of zero observations; returns the callable module.
+
+    The program does not record its env, so the demos.npz beside it (when there is one) vouches for it, and the
+    shapes of what it returns must fit env_id's action space.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"no expert policy at '{path}'; {expert_hint(env_id)}")
+    beside = os.path.join(os.path.dirname(path), "demos.npz")
+    if os.path.isfile(beside):
+        other = demos_metadata(beside).get("env_id")
+        if other is not None and other != env_id:
+            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; {expert_hint(env_id)}")
+    try:
+        policy = torch.export.load(path).module()
+        with torch.no_grad():
+            out = policy(torch.zeros(2, obs_dim))  # (2, A) or (2,)
+    except Exception as err:
+        raise UserError(f"cannot use '{path}' as the expert of {env_id} (observations ({obs_dim},)): "
+                        f"{str(err).strip().splitlines()[0][:160]}; {expert_hint(env_id)}") from None
+    fits = (out.shape == (2,) and not out.is_floating_point()) if discrete else out.shape == (2, act_dim)
+    if not fits:
+        raise UserError(f"'{path}' returns actions of shape {tuple(out.shape[1:])} {out.dtype}, which do not fit "
+                        f"{env_id}'s action space; {expert_hint(env_id)}")
+    return policy
+# <<< shared: experts
+
+# ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+def relu_mlp(in_dim: int, hidden: tuple, out_dim: int, out_scale: Optional[float]) -> nn.Sequential:
+    """in_dim -> hidden[0] -> ... -> out_dim with ReLU activations (released code: [128, 64]).
+
+    TRICK (released code): Xavier-initialised hidden layers; out_scale draws the output layer's weights from
+    U(−out_scale, out_scale) with zero biases, so that the first policy is nearly uniform (discrete) or centred on the
+    middle of the action range (continuous) in every state. out_scale None: Xavier for the output layer too.
+    """
+    layers, last = [], in_dim
+    for size in hidden:
+        layers += [nn.Linear(last, size), nn.ReLU()]
+        last = size
+    layers.append(nn.Linear(last, out_dim))
+    for m in layers:
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    if out_scale is not None:
+        nn.init.uniform_(layers[-1].weight, -out_scale, out_scale)
+    return nn.Sequential(*layers)
+
+
+def numpy_weights(net: nn.Sequential) -> list:
+    """[(Wᵀ, b), ...] of the Linear layers of `net`, as float32 numpy copies on the CPU."""
+    return [(m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy())
+            for m in net if isinstance(m, nn.Linear)]
+
+
+def numpy_relu_mlp(layers: list, x: np.ndarray) -> np.ndarray:
+    """The forward pass of relu_mlp() in numpy: ReLU after every layer but the last. x (B, in) -> (B, out)."""
+    for i, (w_t, b) in enumerate(layers):
+        x = x @ w_t + b
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+class Agent(nn.Module):
+    """The policy π(a|s) and the value function V(s), separate networks.
+
+    Discrete actions: the actor outputs the logits of a categorical π(·|s).
+    Continuous actions: the actor outputs the mean μ(s) of a Gaussian N(μ(s), σ²I) over the action normalised to
+    [−1, 1] per dimension, ã = (a − centre)/half_range; σ = action_std is fixed (released code: not trained).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: tuple, gamma: float):
+        super().__init__()
+        self.discrete = discrete
+        self.actor = relu_mlp(obs_dim, hidden, act_dim, out_scale=0.01)  # (released code: actor_init_output_scale)
+        self.critic = relu_mlp(obs_dim, hidden, 1, out_scale=None)
+        # TRICK (released code, its "val_norm"): V(s) = v_net(s) / (1 − γ). Returns of a γ-discounted task are up to
+        # r_max/(1 − γ) = 100·r_max, so the network itself regresses numbers of order r_max, and its loss (in these
+        # units) and step size do not depend on γ.
+        self.value_scale = 1.0 / (1.0 - gamma)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s): (B, obs_dim) -> (B,)"""
+        return self.critic(obs).squeeze(-1) * self.value_scale
+
+
+class DeterministicPolicy(nn.Module):
+    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
+
+    Continuous: the Gaussian's mean, mapped from [−1, 1] back to the action bounds and clipped to them.
+    Discrete: the most likely action.
+    """
+
+    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+        super().__init__()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        for p in self.actor.parameters():
+            p.requires_grad_(False)
+        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        if obs_rms is not None:
+            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
+            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+        if not discrete:
+            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        x = obs
+        if self.normalize:
+            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+        out = self.actor(x)
+        if self.discrete:
+            return out.argmax(dim=-1)
+        # a = centre + half_range · μ(s)
+        action = (self.high + self.low) / 2 + (self.high - self.low) / 2 * out
+        return torch.maximum(torch.minimum(action, self.high), self.low)
+
+
+# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# Notation (D: the buffer, B = |D| samples in the order they were collected; A = action dim or number of actions):
+#   code          symbol                                              shape
+#   obs           s_t (normalised)                                    (B, obs_dim)
+#   actions       a_t (ã_t ∈ [−1, 1]-normalised units if continuous)  (B, A) continuous, (B,) discrete
+#   rewards       r_t                                                 (B,)
+#   next_values   V(s_{t+1}), the value of the state after step t     (B,)
+#   terminations  1 where s_{t+1} is terminal (V(s_{t+1}) = 0)        (B,)
+#   ends          1 where the sample is the last of its stretch in D: (B,)
+#                 the episode ended (terminated or truncated), or D ends there
+#   returns       R^D_t, the TD(λ) return                             (B,)
+#   adv           A_t = R^D_t − V(s_t)                                (B,)
+#   weights       w_t = min(exp(A_t/β), w_max)                        (B,)
+#   logp          log π(a_t|s_t)                                      (B,)
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def gaussian_log_prob(a: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Diagonal Gaussian: a, mu (B, A); log_std (A,) or (B, A) -> (B,)"""
+    # log π(a|s) = Σ_i [ −½ ((a_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
+    z = (a - mu) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def categorical_log_prob(logits: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """logits (B, A), a (B,) integer -> (B,)"""
+    # log π(a|s) = logits_a − log Σ_b exp(logits_b)
+    return torch.log_softmax(logits, dim=-1).gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
+
+
+def gumbel_max_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A sample of softmax(logits) per row from uniform noise u ~ U(0,1); (N, A), (N, A) -> (N,) int64."""
+    # TRICK (Gumbel-max): argmax_a(logits_a + g_a) with g_a = −log(−log u_a) is distributed as softmax(logits).
+    return np.argmax(logits - np.log(-np.log(u)), axis=-1)
+
+
+def td_lambda_returns(rewards: np.ndarray, next_values: np.ndarray, terminations: np.ndarray, ends: np.ndarray,
+                      gamma: float, lam: float) -> np.ndarray:
+    """R^λ_t for every sample of stretches of episodes laid end to end; all (B,) -> (B,) float64.
+
+    The λ-return is the (1 − λ)λ^{n−1}-weighted average of the n-step returns
+        G^(n)_t = r_t + γ r_{t+1} + ... + γ^{n−1} r_{t+n−1} + γ^n V(s_{t+n}),
+    with the weight of every n that would run past the stretch's last step T given to the longest one, G^(T−t+1)_t
+    (tests/test_awr_math.py checks this against that sum). It satisfies the recursion computed here (notes 004:
+    "TD(λ) with V_{k−1} as bootstrap"; Sutton & Barto eq. 12.18):
+        R_t = r_t + γ·[(1 − λ)·V(s_{t+1}) + λ·R_{t+1}]        inside a stretch
+        R_T = r_T + γ·V(s_{T+1})                               at its last step (a truncated episode, or the end of D)
+    and V(s_{t+1}) = 0 where s_{t+1} is terminal. λ = 1 is the Monte-Carlo return bootstrapped only at the cut;
+    λ = 0 the one-step TD target.
+    GOTCHA: a time limit (truncation) is not a terminal state. Its V(s_{T+1}) stands for the rewards the episode
+    would have gone on to collect; setting it to 0 would teach V that states near the time limit are worth less.
+    """
+    assert rewards.shape == next_values.shape == terminations.shape == ends.shape and rewards.ndim == 1
+    returns = np.zeros(len(rewards), np.float64)  # (B,)
+    r, v = rewards.astype(np.float64).tolist(), next_values.astype(np.float64).tolist()
+    term, end = terminations.astype(bool).tolist(), ends.astype(bool).tolist()
+    following = 0.0  # R_{t+1}
+    for t in reversed(range(len(r))):  # (a Python loop over floats: ~25 ms for a 50k-sample buffer)
+        v_next = 0.0 if term[t] else v[t]
+        if end[t]:
+            following = r[t] + gamma * v_next
+        else:
+            following = r[t] + gamma * ((1.0 - lam) * v_next + lam * following)
+        returns[t] = following
+    return returns
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """(x − mean) / (std + 1e-5) over the buffer (the 1e-5 avoids 0/0 when all values are equal; released code)."""
+    return (x - x.mean()) / (x.std() + 1e-5)
+
+
+def awr_weights(adv: np.ndarray, beta: float, w_max: float) -> np.ndarray:
+    """w = min(exp(A/β), w_max), computed without overflow; (B,) -> (B,).
+
+    GOTCHA: exp(A/β) overflows float64 once A/β > 709 (and float32 at 88), easy with β = 0.05 on raw returns. Since
+    exp is increasing, min(exp(x), w_max) = exp(min(x, log w_max)): clip in log space, then exponentiate.
+    """
+    return np.exp(np.minimum(adv / beta, math.log(w_max)))
+
+
+def effective_sample_size(w: np.ndarray) -> float:
+    """(Σ w)² / Σ w², in [1, B]: how many samples the weighted fit effectively learns from (B: all equally, as in
+    behaviour cloning; near 1: a few samples dominate, β too small)."""
+    return float(w.sum() ** 2 / np.square(w).sum())
+
+
+def weighted_nll(logp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """−(1/m) Σ log π(a|s)·w: the weighted maximum likelihood of notes 004, to minimise; (m,), (m,) -> scalar.
+
+    With the fixed σ of the Gaussian, −log π = ‖ã − μ(s)‖²/(2σ²) + const: a weighted MSE regression of the actions,
+    the notes' RWR loss for a deterministic policy. With all w = 1 it is behaviour cloning.
+    """
+    assert logp.shape == weights.shape and logp.ndim == 1
+    assert not weights.requires_grad, "the weights are numbers: no gradient may flow into V through them"
+    return -(logp * weights).mean()
+
+
+def action_bound_loss(mu: torch.Tensor) -> torch.Tensor:
+    """½·mean_b Σ_i (max(μ_i − 1, 0)² + min(μ_i + 1, 0)²): how far the Gaussian's mean is outside [−1, 1]; (B, A) -> ()
+
+    TRICK (released code, its _action_bound_loss): the environment clips actions to the bounds, so a mean outside
+    them looks as good as the bound itself, and an unclipped Gaussian can drift there, where all its samples clip to
+    the same action and exploration stops. The penalty keeps μ(s) inside.
+    """
+    violation = torch.clamp(mu - 1, min=0).pow(2) + torch.clamp(mu + 1, max=0).pow(2)  # (B, A)
+    return 0.5 * violation.sum(-1).mean()
+
+
+def value_loss(v: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """½·mean (V(s) − R)², the regression V ← argmin E‖R − V(s)‖² of notes 004; (B,) -> scalar."""
+    assert v.shape == targets.shape
+    return 0.5 * (v - targets).pow(2).mean()
+
+
+def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
+    """1 − Var[target − pred] / Var[target]: 1 is a perfect V, ≤ 0 is no better than a constant."""
+    var = np.var(target)
+    return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
+
+
+def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
+    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
+    if rms is None:
+        return obs.astype(np.float32)
+    # TRICK: observation normalisation (the released code's state normaliser): MuJoCo observations mix positions and
+    # velocities of very different scales; an MLP learns much faster on unit-scale inputs.
+    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+
+
+def minibatch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """(steps, batch_size) indices into n samples: shuffled passes over all n, one after another (released code).
+
+    Every sample is visited once per pass; a minibatch that spans the end of one pass takes the rest from the next.
+    """
+    passes = -(-steps * batch_size // n)  # ⌈steps·batch/n⌉
+    order = torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])  # (passes·n,)
+    return order[: steps * batch_size].view(steps, batch_size)
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def main(args: Args) -> dict:
+    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    check_args(args)
+    try:
+        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
+    except OSError as err:
+        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    if args.capture_video and "DISPLAY" not in os.environ:
+        # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    env = make_env(args.env)
+    obs_dim, act_dim, discrete = check_spaces(env, args.env)
+    low, high = (None, None) if discrete else (env.action_space.low, env.action_space.high)
+    if not discrete and not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise UserError(f"{args.env} has unbounded actions; AWR's Gaussian lives in the action range normalised to [−1, 1]")
+    centre, half_range = (None, None) if discrete else ((high + low) / 2, (high - low) / 2)  # (A,), (A,)
+    dataset = None
+    if args.offline and args.checkpoint is None:  # read the data before anything is written
+        demos_path = args.demos or default_expert_path(args.env, "demos.npz")
+        dataset = load_demos(demos_path, args.env, obs_dim, act_dim, discrete)
+
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_sizes, args.gamma).to(device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    log_std = torch.full((act_dim,), math.log(args.action_std), device=device)  # log σ, (A,), fixed
+    train_returns: list = []
+    global_step, iteration, extra, start_time = 0, 0, {}, time.time()
+
+    if args.checkpoint is not None:
+        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+        # load_checkpoint took the network sizes and clip_obs from the checkpoint: record what this run actually used
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        if args.learning_rate is None:
+            args.learning_rate = args.discrete_learning_rate if discrete else args.continuous_learning_rate
+            atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+        optimizer = torch.optim.SGD(agent.actor.parameters(), lr=args.learning_rate, momentum=args.momentum)
+        value_optimizer = torch.optim.SGD(agent.critic.parameters(), lr=args.value_learning_rate, momentum=args.momentum)
+        noise_rng = np.random.default_rng(args.seed)
+        batch_gen = torch.Generator().manual_seed(args.seed)
+        act_shape = (0,) if discrete else (0, act_dim)
+        # D, in the order the samples were collected (raw observations: the normalisation may still change).
+        buf = {"obs": np.zeros((0, obs_dim), np.float32), "actions": np.zeros(act_shape, np.int64 if discrete else np.float32),
+               "rewards": np.zeros(0), "next_obs": np.zeros((0, obs_dim), np.float32),
+               "terminations": np.zeros(0, bool), "ends": np.zeros(0, bool)}
+
+        if args.offline:
+            # The fixed dataset: the first --num-demos expert episodes, then --random-episodes of a random policy.
+            keep = int(dataset["episode_lengths"][: args.num_demos].sum())
+            parts = [{"obs": dataset["observations"][:keep].astype(np.float32),
+                      "actions": (dataset["actions"][:keep].astype(np.int64) if discrete
+                                  else ((dataset["actions"][:keep] - centre) / half_range).astype(np.float32)),
+                      "rewards": dataset["rewards"][:keep].astype(np.float64),
+                      "next_obs": dataset["next_observations"][:keep].astype(np.float32),
+                      "terminations": dataset["terminations"][:keep].astype(bool),
+                      "ends": (dataset["terminations"][:keep] | dataset["truncations"][:keep]).astype(bool)}]
+            demo_returns = dataset["episode_returns"][: args.num_demos]
+            if args.random_episodes:
+                env.action_space.seed(args.seed)
+                randoms = run_episodes(lambda o: np.asarray([env.action_space.sample()]), args.env,
+                                       args.random_episodes, seed=args.seed * 100_003)
+                parts.append({"obs": randoms["observations"],
+                              "actions": (randoms["actions"].astype(np.int64) if discrete
+                                          else ((randoms["actions"] - centre) / half_range).astype(np.float32)),
+                              "rewards": randoms["rewards"].astype(np.float64), "next_obs": randoms["next_observations"],
+                              "terminations": randoms["terminations"].astype(bool),
+                              "ends": (randoms["terminations"] | randoms["truncations"]).astype(bool)})
+                extra["random_return"] = float(randoms["episode_returns"].mean())
+            buf = {k: np.concatenate([p[k] for p in parts]) for k in buf}
+            if obs_rms is not None:
+                obs_rms.update(buf["obs"].astype(np.float64))
+            extra.update(dataset_steps=len(buf["rewards"]), demo_episodes=len(demo_returns),
+                         demo_return=float(demo_returns.mean()), random_episodes=args.random_episodes)
+            print(f"offline dataset: {len(demo_returns)} demos (return {demo_returns.mean():.1f})"
+                  + (f" + {args.random_episodes} random episodes (return {extra['random_return']:.1f})"
+                     if args.random_episodes else "") + f", {len(buf['rewards']):,} samples", flush=True)
+        else:
+            raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
+            ep_return, ep_length = 0.0, 0
+
+        while (iteration < args.offline_iterations) if args.offline else (global_step < args.total_timesteps):
+            iteration += 1
+            if not args.offline:
+                # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
+                # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
+                # call at batch size 1); π is fixed until [S3].
+                actor_np = numpy_weights(agent.actor)
+                new = {k: [] for k in buf}
+                for _ in range(args.samples_per_iter):
+                    if obs_rms is not None and global_step < args.obs_norm_samples:
+                        obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+                    out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
+                    if discrete:
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
+                        env_action = action
+                    else:
+                        # ã_t = μ(s_t) + σ·ε, ε ~ N(0, I); the env gets a_t = clip(centre + half_range·ã_t)
+                        action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
+                        # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
+                        # Gaussian drew.
+                        env_action = np.clip(centre + half_range * action, low, high)
+                    next_raw, reward, terminated, truncated, _ = env.step(env_action)
+                    for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
+                        new[key].append(value)
+                    global_step += 1
+                    ep_return, ep_length = ep_return + float(reward), ep_length + 1
+                    raw_obs = next_raw
+                    if terminated or truncated:
+                        train_returns.append(ep_return)
+                        writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                        writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                        raw_obs, _ = env.reset()
+                        ep_return, ep_length = 0.0, 0
+                # D ← the buffer_size most recent samples of D ∪ new
+                buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
+                       for k in buf}
+
+            # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
+            obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
+            next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
+            actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
+            ends = buf["ends"].copy()
+            ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
+
+            def lambda_returns() -> tuple:
+                """(R^D (B,), V(s) (B,)) with the current V."""
+                with torch.no_grad():
+                    v, v_next = agent.value(obs).cpu().numpy(), agent.value(next_obs).cpu().numpy()
+                return td_lambda_returns(buf["rewards"], v_next, buf["terminations"], ends,
+                                         args.gamma, args.td_lambda), v
+
+            returns, values = lambda_returns()
+            n = len(returns)
+
+            # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
+            targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
+            for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
+                # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
+                v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
+                value_optimizer.zero_grad()
+                v_loss.backward()
+                value_optimizer.step()
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
+            writer.add_scalar("losses/explained_variance", explained_variance(values, returns), global_step)
+
+            # The weights, with the new V_k (the released code recomputes R^D as well).
+            returns, values = lambda_returns()
+            # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
+            adv = returns - values if args.weighting == "advantage" else returns
+            writer.add_scalar("losses/adv_mean", float(adv.mean()), global_step)
+            writer.add_scalar("losses/adv_std", float(adv.std()), global_step)
+            if args.norm_adv:
+                adv = standardize(adv)
+            # w = min(exp(A/β), w_max)
+            weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
+            # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
+            writer.add_scalar("losses/weight_mean", float(weights.mean()), global_step)
+            writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
+                              global_step)
+            writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, global_step)
+            b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+            # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
+            for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
+                out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
+                if discrete:
+                    logp = categorical_log_prob(out, actions[idx])
+                    loss = weighted_nll(logp, b_weights[idx])
+                else:
+                    logp = gaussian_log_prob(actions[idx], out, log_std)
+                    loss = weighted_nll(logp, b_weights[idx]) + args.bound_loss_weight * action_bound_loss(out)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            writer.add_scalar("losses/policy_loss", loss.item(), global_step)
+
+            # [S4] log.
+            elapsed = time.time() - start_time
+            writer.add_scalar("charts/iteration", iteration, global_step)
+            if args.offline:
+                print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
+                      f"/{n:,}", flush=True)
+                continue
+            sps = int(global_step / elapsed)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "
+                  f"SPS {sps:,}", flush=True)
+    env.close()
+
+    train_time = time.time() - start_time
+    extra["iterations"] = iteration
+    summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high, global_step, train_time,
+                     train_returns, extra)
+    writer.close()
+    return summary
+
+
+# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: seeding
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (environments are seeded at reset)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+# <<< shared: seeding
+
+# >>> shared: atomic writes
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+# <<< shared: atomic writes
+
+# >>> shared: run_episodes
+def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
+    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
+
+    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
+    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
+    and per-episode `episode_returns` and `episode_lengths`.
+    """
+    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total, length = False, 0.0, 0
+        while not done:
+            action = policy(np.asarray(obs, np.float32)[None])[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
+                steps[key].append(value)
+            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    out = {k: np.asarray(v) for k, v in steps.items()}
+    out["observations"] = out["observations"].astype(np.float32)
+    out["next_observations"] = out["next_observations"].astype(np.float32)
+    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
+    return out
+# <<< shared: run_episodes
+
+def torch_policy(module: nn.Module):
+    """Wrap a torch module as the numpy callable run_episodes expects."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs)).numpy()
+    return act
+
+
+def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
+    """Rebuild the agent and observation statistics from a model.pt written by this script."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        # (torch's message runs to several lines; its first says what failed)
+        raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by awr.py: "
+                        f"{str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("script") != "awr.py":
+        raise UserError(f"'{path}' is not a model.pt written by awr.py")
+    if ckpt["env"] != args.env:
+        raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
+    args.hidden_sizes, args.clip_obs, args.gamma = tuple(ckpt["args"]["hidden_sizes"]), ckpt["args"]["clip_obs"], ckpt["args"]["gamma"]
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_sizes, args.gamma).to(device)
+    agent.load_state_dict(ckpt["agent"])
+    obs_rms = None
+    if ckpt["obs_rms"] is not None:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
+        obs_rms.count = ckpt["obs_rms"]["count"]
+    return agent, obs_rms
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
+           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
+    """Final deterministic evaluation, model.pt, summary.json."""
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "awr.py", "env": args.env, "args": dataclasses.asdict(args),
+            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
+        }, os.path.join(run_dir, "model.pt"))
+
+    summary = {
+        "script": "awr.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # 0 offline
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        **extra,
+    }
+    if "demo_return" in extra and len(eval_returns):
+        # eval return / the demos' return; only meaningful when returns are positive (not for Pendulum's costs)
+        summary["expert_fraction"] = (summary["eval_return_mean"] / extra["demo_return"]
+                                      if extra["demo_return"] > 0 else None)
+        if summary["expert_fraction"] is not None:
+            print(f"fraction of the demos' return ({extra['demo_return']:.1f}): {summary['expert_fraction']:.3f}")
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except UserError as err:
+        sys.exit(f"awr.py: error: {err}")
