@@ -633,8 +633,10 @@ def main(args: Args) -> dict:
             demo_returns = dataset["episode_returns"][: args.num_demos]
             if args.random_episodes:
                 env.action_space.seed(args.seed)
+                # (reset seeds drawn from --seed, so that different seeds do not share most of their episodes)
+                first_reset = int(noise_rng.integers(np.iinfo(np.int32).max - args.random_episodes))
                 randoms = run_episodes(lambda o: np.asarray([env.action_space.sample()]), args.env,
-                                       args.random_episodes, seed=args.seed * 100_003)
+                                       args.random_episodes, seed=first_reset)
                 parts.append({"obs": randoms["observations"],
                               "actions": (randoms["actions"].astype(np.int64) if discrete
                                           else ((randoms["actions"] - centre) / half_range).astype(np.float32)),

@@ -86,6 +86,8 @@ def main() -> None:
     os.replace(tmp, out)
 
     def fmt(d, digits=0):
+        if d["mean"] is None:  # e.g. no training episodes (offline runs)
+            return "—"
         return f"{d['mean']:,.{digits}f} ± {d['std']:,.{digits}f}"
     print(f"| {args.script} | {args.env} | {summaries[0]['env_steps']:,} | {fmt(result['train_return_last100'])} | "
           f"{fmt(result['eval_return'])} | {fmt(result['run_wall_time_s'])} s | {fmt(result['sps'])} | `{result['harness_command']}` |")
