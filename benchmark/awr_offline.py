@@ -41,7 +41,7 @@ def main() -> None:
                                 "--eval-episodes", "20", "--exp-name", f"offline_{method}", *switches],
                                cwd=ROOT, check=True)
 
-    print("| dataset (CartPole-v1) | samples | AWR (`--weighting advantage`) | RWR (`--weighting reward`) | "
+    print("| dataset (CartPole-v1) | samples (seed 1) | AWR (`--weighting advantage`) | RWR (`--weighting reward`) | "
           "BC (`--beta 1e9`) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for episodes in RANDOM_EPISODES:
