@@ -554,6 +554,20 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
     return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
 
 
+def episodes_to_buffer(steps: dict, discrete: bool, centre, half_range) -> dict:
+    """Per-step arrays of run_episodes / demos.npz (env actions) -> D's columns (ã in [−1, 1] units if continuous).
+
+    ã = (a − centre)/half_range: the inverse of the map the policy's actions go through on their way to the env.
+    """
+    return {"obs": steps["observations"].astype(np.float32),
+            "actions": (steps["actions"].astype(np.int64) if discrete
+                        else ((steps["actions"] - centre) / half_range).astype(np.float32)),
+            "rewards": steps["rewards"].astype(np.float64),
+            "next_obs": steps["next_observations"].astype(np.float32),
+            "terminations": steps["terminations"].astype(bool),
+            "ends": (steps["terminations"] | steps["truncations"]).astype(bool)}
+
+
 def minibatch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> torch.Tensor:
     """(steps, batch_size) indices into n samples: shuffled passes over all n, one after another (released code).
 
@@ -589,6 +603,9 @@ def main(args: Args) -> dict:
     if args.offline and args.checkpoint is None:  # read the data before anything is written
         demos_path = args.demos or default_expert_path(args.env, "demos.npz")
         dataset = load_demos(demos_path, args.env, obs_dim, act_dim, discrete)
+        if args.num_demos is not None and args.num_demos > len(dataset["episode_lengths"]):
+            raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only "
+                            f"{len(dataset['episode_lengths'])} episodes")
 
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
@@ -623,14 +640,9 @@ def main(args: Args) -> dict:
 
         if args.offline:
             # The fixed dataset: the first --num-demos expert episodes, then --random-episodes of a random policy.
-            keep = int(dataset["episode_lengths"][: args.num_demos].sum())
-            parts = [{"obs": dataset["observations"][:keep].astype(np.float32),
-                      "actions": (dataset["actions"][:keep].astype(np.int64) if discrete
-                                  else ((dataset["actions"][:keep] - centre) / half_range).astype(np.float32)),
-                      "rewards": dataset["rewards"][:keep].astype(np.float64),
-                      "next_obs": dataset["next_observations"][:keep].astype(np.float32),
-                      "terminations": dataset["terminations"][:keep].astype(bool),
-                      "ends": (dataset["terminations"][:keep] | dataset["truncations"][:keep]).astype(bool)}]
+            keep = int(dataset["episode_lengths"][: args.num_demos].sum())  # steps of the first m episodes
+            parts = [episodes_to_buffer({k: v[:keep] for k, v in dataset.items() if k != "metadata"},
+                                        discrete, centre, half_range)]
             demo_returns = dataset["episode_returns"][: args.num_demos]
             if args.random_episodes:
                 env.action_space.seed(args.seed)
@@ -638,12 +650,7 @@ def main(args: Args) -> dict:
                 first_reset = int(noise_rng.integers(np.iinfo(np.int32).max - args.random_episodes))
                 randoms = run_episodes(lambda o: np.asarray([env.action_space.sample()]), args.env,
                                        args.random_episodes, seed=first_reset)
-                parts.append({"obs": randoms["observations"],
-                              "actions": (randoms["actions"].astype(np.int64) if discrete
-                                          else ((randoms["actions"] - centre) / half_range).astype(np.float32)),
-                              "rewards": randoms["rewards"].astype(np.float64), "next_obs": randoms["next_observations"],
-                              "terminations": randoms["terminations"].astype(bool),
-                              "ends": (randoms["terminations"] | randoms["truncations"]).astype(bool)})
+                parts.append(episodes_to_buffer(randoms, discrete, centre, half_range))
                 extra["random_return"] = float(randoms["episode_returns"].mean())
             buf = {k: np.concatenate([p[k] for p in parts]) for k in buf}
             if obs_rms is not None:
@@ -694,6 +701,9 @@ def main(args: Args) -> dict:
                 buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
                        for k in buf}
 
+            # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
+            log_step = iteration if args.offline else global_step
+
             # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
             obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
             next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
@@ -719,25 +729,25 @@ def main(args: Args) -> dict:
                 value_optimizer.zero_grad()
                 v_loss.backward()
                 value_optimizer.step()
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), log_step)
             # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
-            writer.add_scalar("losses/explained_variance", explained_variance(values, returns), global_step)
+            writer.add_scalar("losses/explained_variance", explained_variance(values, returns), log_step)
 
             # The weights, with the new V_k (the released code recomputes R^D as well).
             returns, values = lambda_returns()
             # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
             adv = returns - values if args.weighting == "advantage" else returns
-            writer.add_scalar("losses/adv_mean", float(adv.mean()), global_step)
-            writer.add_scalar("losses/adv_std", float(adv.std()), global_step)
+            writer.add_scalar("losses/adv_mean", float(adv.mean()), log_step)
+            writer.add_scalar("losses/adv_std", float(adv.std()), log_step)
             if args.norm_adv:
                 adv = standardize(adv)
             # w = min(exp(A/β), w_max)
             weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
             # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
-            writer.add_scalar("losses/weight_mean", float(weights.mean()), global_step)
+            writer.add_scalar("losses/weight_mean", float(weights.mean()), log_step)
             writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
-                              global_step)
-            writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, global_step)
+                              log_step)
+            writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, log_step)
             b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
             # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
@@ -752,17 +762,16 @@ def main(args: Args) -> dict:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            writer.add_scalar("losses/policy_loss", loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", loss.item(), log_step)
 
             # [S4] log.
-            elapsed = time.time() - start_time
-            writer.add_scalar("charts/iteration", iteration, global_step)
+            writer.add_scalar("charts/iteration", iteration, log_step)
             if args.offline:
                 print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
                       f"/{n:,}", flush=True)
                 continue
-            sps = int(global_step / elapsed)
-            writer.add_scalar("charts/SPS", sps, global_step)
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/SPS", sps, log_step)
             recent = train_returns[-100:]
             print(f"step {global_step:>9,}  return(last {len(recent)}) "
                   f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "

@@ -82,6 +82,7 @@ def test_checkpoint_reloads_the_same_policy(tmp_path):
     (["--offline", "--env", "Acrobot-v1"], "no expert demonstrations"),
     (["--offline", "--demos", "experts/Hopper-v4/demos.npz"], "not CartPole-v1"),
     (["--offline", "--demos", "README.md"], "is not a demos.npz"),
+    (["--offline", "--num-demos", "26"], "holds only 25 episodes"),
     (["--checkpoint", "no/such/model.pt"], "does not exist"),
     (["--runs-dir", "/proc/no/such/folder"], "cannot create folder"),
 ])
