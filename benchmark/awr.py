@@ -48,22 +48,25 @@ def main() -> None:
                                 "--exp-name", f"awr_{weighting}"], cwd=ROOT, check=True)
 
     print("| env | weighting | env steps | eval return (20 episodes), mean ± std over 3 seeds | per seed | "
-          "training return (last 100 episodes) | paper's final (AWR / RWR) | wall time per run |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "training return (last 100 episodes) | paper's final (AWR / RWR) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for env in LEARNING_RATES:
+        if not any(os.path.exists(results_path(env, w)) for w in WEIGHTINGS):
+            print(f"| {env} | both | not run yet | | | | {PAPER[env][0]:,} / {PAPER[env][1]:,} |")
+            continue
         for weighting in WEIGHTINGS:
             path = results_path(env, weighting)
+            label = f"{weighting} ({'AWR' if weighting == 'advantage' else 'RWR'})"
+            paper = f"{PAPER[env][WEIGHTINGS.index(weighting)]:,}"
             if not os.path.exists(path):
-                print(f"| {env} | {weighting} | not run | | | | | |")
+                print(f"| {env} | {label} | not run yet | | | | {paper} |")
                 continue
             r = json.load(open(path))
-            per_seed = ", ".join(f"{s['eval_return_mean']:,.0f}" for s in r["runs"])
-            paper = PAPER[env][WEIGHTINGS.index(weighting)]
-            print(f"| {env} | {weighting} ({'AWR' if weighting == 'advantage' else 'RWR'}) | "
-                  f"{r['runs'][0]['env_steps']:,} | {r['eval_return']['mean']:,.0f} ± {r['eval_return']['std']:,.0f} | "
-                  f"{per_seed} | {r['train_return_last100']['mean']:,.0f} ± {r['train_return_last100']['std']:,.0f} | "
-                  f"{paper:,} | {r['run_wall_time_s']['mean'] / 60:.0f} min |")
-
+            bold = "**" if weighting == "advantage" else ""
+            print(f"| {env} | {label} | {r['runs'][0]['env_steps']:,} | "
+                  f"{bold}{r['eval_return']['mean']:,.0f} ± {r['eval_return']['std']:,.0f}{bold} | "
+                  + ", ".join(f"{s['eval_return_mean']:,.0f}" for s in r["runs"])
+                  + f" | {r['train_return_last100']['mean']:,.0f} ± {r['train_return_last100']['std']:,.0f} | {paper} |")
 
 if __name__ == "__main__":
     main()

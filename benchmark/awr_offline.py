@@ -54,7 +54,8 @@ def main() -> None:
             r = json.load(open(path))
             samples = r["runs"][0]["dataset_steps"]
             per_seed = " / ".join(f"{s['eval_return_mean']:.0f}" for s in r["runs"])
-            cells.append(f"{r['eval_return']['mean']:.0f} ± {r['eval_return']['std']:.0f} ({per_seed})")
+            bold = "**" if method == "awr" else ""
+            cells.append(f"{bold}{r['eval_return']['mean']:.0f} ± {r['eval_return']['std']:.0f}{bold} ({per_seed})")
         print(f"| 1 expert demo + {episodes:,} random episodes | {samples or '':,} | " + " | ".join(cells) + " |")
 
 
