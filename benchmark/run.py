@@ -7,6 +7,8 @@ Each run writes its usual run directory under benchmark/runs/<name>/ (TensorBoar
 the harness writes benchmark/results/<name>.json (every seed's summary, the mean and std over seeds, the
 exact commands) and prints the README table row. Runs go one after another unless --jobs > 1; SPS is only
 comparable between runs made under the same load, so the results file records the jobs count.
+A seed that finished (benchmark/runs/<name>/<env>__seed<N>.summary.json, with the same command) is not run again,
+so an interrupted benchmark resumes where it stopped.
 A later issue adds its rows by calling this with its own script and arguments.
 """
 import argparse
@@ -24,6 +26,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_one(script: str, env: str, seed: int, runs_dir: str, extra: list) -> dict:
     cmd = [sys.executable, script, "--env", env, "--seed", str(seed), "--runs-dir", runs_dir] + extra
+    command = " ".join(["python", script, "--env", env, "--seed", str(seed)] + [shlex.quote(a) for a in extra])
+    # A seed that finished with this exact command before (its summary kept beside its log) is not run again, so
+    # an interrupted multi-seed benchmark resumes seed by seed, not pair by pair.
+    done_path = os.path.join(runs_dir, f"{env}__seed{seed}.summary.json")
+    if os.path.exists(done_path):
+        with open(done_path) as f:
+            done = json.load(f)
+        if done.get("command") == command:
+            print(f"benchmark: seed {seed} already done ({done['run_dir']}); reusing its summary", flush=True)
+            return done
     log_path = os.path.join(runs_dir, f"{env}__seed{seed}.log")
     with open(log_path, "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -34,7 +46,10 @@ def run_one(script: str, env: str, seed: int, runs_dir: str, extra: list) -> dic
         run_dir = [line for line in log if "run directory" in line][-1].rsplit("run directory", 1)[1].strip()
     with open(os.path.join(ROOT, run_dir, "summary.json")) as f:
         summary = json.load(f)
-    summary["command"] = " ".join(["python", script, "--env", env, "--seed", str(seed)] + [shlex.quote(a) for a in extra])
+    summary["command"] = command
+    with open(done_path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(done_path + ".tmp", done_path)
     return summary
 
 
