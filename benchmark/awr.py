@@ -6,8 +6,9 @@
 
 Each (env, weighting) is one benchmark/run.py call: awr.py with its defaults (the paper's settings) except the
 policy step size, which is the released code's per-env value (xbpeng/awr, awr_configs.py), and --weighting. Results
-go to benchmark/results/awr_<env>_<weighting>_1m.json; a pair whose results file exists is skipped, so an
-interrupted benchmark resumes where it stopped (a finished seed of an unfinished pair is reused too). One run takes ~25 min of one core on this machine (2 cores: --jobs 2).
+go to benchmark/results/awr_<env>_<weighting>_1m.json; a pair whose results file exists is skipped, and a finished
+seed of an unfinished pair is reused, so an interrupted benchmark resumes where it stopped. One run takes ~25 min of
+one core on this machine (2 cores: --jobs 2).
 """
 import argparse
 import json
