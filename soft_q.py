@@ -36,16 +36,21 @@ Pseudocode (continuous; the discrete way is the same without [S3b]; the step tag
         [S4] log: policy entropy (discrete), soft value, TD error
 
 Run:
-    python soft_q.py                                          # CartPole-v1 (discrete way)
-    python soft_q.py --env FrozenLake-v1 --alpha 0.001        # tabular: soft VI ≈ hard VI
-    python soft_q.py --env Pendulum-v1 --total-timesteps 20000 # continuous: SVGD sampler
+    python soft_q.py                                           # CartPole-v1 (discrete way), 100k steps
+    python soft_q.py --env FrozenLake-v1 --alpha 1e-4 --gamma 1  # tabular: soft VI = hard VI (0.744)
+    python soft_q.py --env Pendulum-v1 --total-timesteps 30000  # continuous: SVGD sampler
 What a working run reaches: see README "Results" (`python benchmark/soft_q.py`) and tests/test_soft_q_learning.py.
 
 Deviations from the paper:
-  - DEVIATION (as the released code, haarnoja/softqlearning): the target network is copied every
-    target_update_interval steps; the soft value's uniform proposal uses value_particles samples and adds D·log 2,
-    the log of the uniform density's inverse on [−1, 1]^D; the SVGD particles are split in two halves, the first
-    giving the score ∇ log p, the second moved by the kernel (see `svgd_direction`).
+  - As the released code (haarnoja/softqlearning): the soft value's uniform proposal uses value_particles samples
+    and adds D·log 2, the log of the uniform density's inverse on [−1, 1]^D; the SVGD particles are split in two
+    halves, the first giving the score ∇ log p, the second moved by the kernel (see `svgd_direction`).
+  - DEVIATION: the target network follows θ by Polyak averaging, θ̄ ← 0.005·θ + 0.995·θ̄ every step (SAC's
+    rule), and both step sizes decay linearly to 0. The released code copies θ every 1000 steps at a constant step
+    size; with that (copies every 500) the CartPole greedy policy ended at 133–500 depending on the seed and the
+    budget, and with Polyak averaging alone one seed in three fell from 500 to 192 at the end of 100k steps: the
+    oscillation of off-policy Q-learning, probably forgetting how failure looks once D holds only successes.
+    `--tau 1 --target-update-interval 1000 --no-anneal-lr` restores the released code's rule.
 """
 
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
@@ -80,7 +85,7 @@ class Args:
     """name of this experiment; part of the run directory name"""
     seed: int = 1
     """seed of python, numpy, torch and the environment"""
-    total_timesteps: int = 50_000
+    total_timesteps: int = 100_000
     """environment steps to train for (the tabular way plans on the model and takes none)"""
     cuda: bool = True
     """update on the GPU when one is available (acting runs on the CPU)"""
@@ -129,8 +134,13 @@ class Args:
     """Adam step size of Q_θ"""
     policy_learning_rate: float = 1e-3
     """Adam step size of the sampler f_φ (continuous)"""
-    target_update_interval: int = 500
-    """gradient steps between copies θ̄ ← θ of the target network (released code: 1000)"""
+    anneal_lr: bool = True
+    """decay both step sizes linearly to 0 over training"""
+    target_update_interval: int = 1
+    """gradient steps between updates θ̄ ← τθ + (1 − τ)θ̄ of the target network"""
+    tau: float = 0.005
+    """τ of the target update: a small τ every step is Polyak averaging (SAC); τ = 1 every 1000 steps copies θ, as
+    the released code and DQN do"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden ReLU layers of Q_θ and f_φ"""
     value_particles: int = 16
@@ -159,6 +169,7 @@ def check_args(args: Args) -> None:
         (args.learning_starts >= 0 and args.train_frequency >= 1, "--learning-starts >= 0 and --train-frequency >= 1"),
         (args.learning_rate > 0 and args.policy_learning_rate > 0, "--learning-rate and --policy-learning-rate must be positive"),
         (args.target_update_interval >= 1, "--target-update-interval must be at least 1"),
+        (0 < args.tau <= 1, "--tau must be in (0, 1]"),
         (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
         (args.value_particles >= 1, "--value-particles must be at least 1"),
         (args.svgd_particles >= 2 and args.svgd_particles % 2 == 0, "--svgd-particles must be even and at least 2"),
@@ -522,6 +533,13 @@ def main(args: Args) -> dict:
                 ep_return, ep_length = 0.0, 0
             if global_step <= args.learning_starts or global_step % args.train_frequency:
                 continue
+            if args.anneal_lr:
+                # TRICK: linear step-size decay to 0, so that the network at the end of training is not one caught
+                # mid-oscillation (off-policy Q-learning on CartPole forgets how to fail once D holds only successes).
+                frac = 1.0 - (global_step - 1.0) / args.total_timesteps
+                q_optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+                if sampler is not None:
+                    sampler_optimizer.param_groups[0]["lr"] = frac * args.policy_learning_rate
 
             # [S2] a minibatch from D and the soft value of its next states, by the target network.
             idx = rng.integers(size, size=args.batch_size)
@@ -571,7 +589,9 @@ def main(args: Args) -> dict:
                 sampler_optimizer.step()
 
             if updates % args.target_update_interval == 0:
-                target_net.load_state_dict(q_net.state_dict())  # θ̄ ← θ
+                with torch.no_grad():  # θ̄ ← τθ + (1 − τ)θ̄ (τ = 1: a copy)
+                    for p_target, p in zip(target_net.parameters(), q_net.parameters()):
+                        p_target.lerp_(p, args.tau)
 
             # [S4] log, every 1000 steps.
             if global_step % 1000 == 0:
@@ -722,6 +742,7 @@ def load_checkpoint(path: str, args: Args, mode: str, obs_dim: int, act_dim: int
     if ckpt["env"] != args.env:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     args.hidden_sizes, args.clip_obs = tuple(ckpt["args"]["hidden_sizes"]), ckpt["args"]["clip_obs"]
+    args.alpha = ckpt["args"]["alpha"]  # the Boltzmann policy softmax(Q/α) is the one trained with this α
     q_net = QNetwork(obs_dim, act_dim, mode == "discrete", args.hidden_sizes).to(device)
     q_net.load_state_dict(ckpt["nets"]["q_net"])
     sampler = None
@@ -747,6 +768,22 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dic
     eval_returns = evaluation["episode_returns"]
     if len(eval_returns):
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+    if mode == "discrete" and args.eval_episodes:
+        # The policy soft Q-learning actually learns is the Boltzmann policy q(a|s) = softmax(Q(s, ·)/α), not its
+        # greedy limit: evaluate it too, on the same start states (it can score higher than the greedy one when Q's
+        # action gaps are small: CartPole's greedy policy can drift to the track's edge where sampling does not).
+        generator = torch.Generator().manual_seed(args.eval_seed)
+        boltzmann_net = copy.deepcopy(q_net).cpu().eval()
+
+        def boltzmann(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                x = torch.from_numpy(normalize_obs(obs, obs_rms, args.clip_obs))
+                probs = boltzmann_log_probs(boltzmann_net(x), args.alpha).exp()  # (1, A)
+                return torch.multinomial(probs, 1, generator=generator)[:, 0].numpy()
+        soft_returns = run_episodes(boltzmann, args.env, args.eval_episodes, args.eval_seed)["episode_returns"]
+        extra = extra | {"boltzmann_eval_return_mean": float(soft_returns.mean()),
+                         "boltzmann_eval_return_std": float(soft_returns.std())}
+        writer.add_scalar("eval/boltzmann_return", float(soft_returns.mean()), global_step)
 
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
@@ -771,6 +808,9 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dic
     }
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
     if len(eval_returns):
+        if "boltzmann_eval_return_mean" in summary:
+            print(f"Boltzmann policy softmax(Q/α): {summary['boltzmann_eval_return_mean']:.1f} ± "
+                  f"{summary['boltzmann_eval_return_std']:.1f} (the deterministic eval below is its greedy limit, argmax Q)")
         print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
               f"episodes; run directory {run_dir}")
     return summary

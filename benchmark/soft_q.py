@@ -17,7 +17,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # env: env steps
-BUDGETS = {"CartPole-v1": 50_000, "Acrobot-v1": 50_000, "Pendulum-v1": 20_000, "Hopper-v4": 300_000}
+BUDGETS = {"CartPole-v1": 100_000, "Acrobot-v1": 100_000, "Pendulum-v1": 30_000, "Hopper-v4": 300_000}
 PPO_DISCRETE = ["--num-envs", "4", "--num-steps", "128", "--num-minibatches", "4", "--update-epochs", "4",
                 "--ent-coef", "0.01", "--learning-rate", "2.5e-4"]  # README quick start, CartPole-v1
 SCRIPTS = ("soft_q.py", "ppo.py")

@@ -36,6 +36,8 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, mode, extra):
     assert result.stdout.strip().splitlines()[-1].startswith("eval: ")
     summary = check_run_dir(tmp_path, env_id, "soft_q.py", eval_episodes=2)
     assert summary["env_steps"] == 300 and summary["mode"] == mode and summary["alpha"] > 0
+    # the discrete way also evaluates the Boltzmann policy softmax(Q/α) itself, beside its greedy limit
+    assert ("boltzmann_eval_return_mean" in summary) == (mode == "discrete")
 
 
 def test_tabular_way_plans_on_the_model(tmp_path):
@@ -58,10 +60,12 @@ def test_checkpoint_reloads_the_same_policy(tmp_path, env_id, extra):
     trained = json.load(open(os.path.join(only_run_dir(train_dir), "summary.json")))
     model = os.path.join(only_run_dir(train_dir), "model.pt")
     result = run_cli("--env", env_id, "--checkpoint", model, "--runs-dir", str(eval_dir), "--eval-episodes", "2",
-                     "--hidden-sizes", "7")  # the checkpoint's sizes win
+                     "--hidden-sizes", "7", "--alpha", "3")  # the checkpoint's sizes and α win
     assert result.returncode == 0, result.stderr
     reloaded = json.load(open(os.path.join(only_run_dir(eval_dir), "summary.json")))
     assert reloaded["eval_returns"] == trained["eval_returns"] and reloaded["env_steps"] == 0
+    assert reloaded.get("boltzmann_eval_return_mean") == trained.get("boltzmann_eval_return_mean")  # seeded sampling
+    assert reloaded["alpha"] == trained["alpha"]
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -70,6 +74,7 @@ def test_checkpoint_reloads_the_same_policy(tmp_path, env_id, extra):
     (["--alpha", "0"], "--alpha"),
     (["--gamma", "1.5"], "--gamma"),
     (["--svgd-particles", "3"], "--svgd-particles"),
+    (["--tau", "0"], "--tau"),
     (["--batch-size", "0"], "--batch-size"),
     (["--buffer-size", "10", "--batch-size", "64"], "--buffer-size"),
     (["--hidden-sizes", "0"], "--hidden-sizes"),
