@@ -1,8 +1,8 @@
 """soft_q.py learns: seeded runs reach a stated deterministic evaluation return within a stated budget.
 
 The issue's thresholds, with the defaults: CartPole-v1 ≥ 475 (the discrete way: exact soft backup, Boltzmann
-exploration) within 100k steps, ~4 min on one core; Pendulum-v1 ≥ −250 (the continuous way: importance-sampled soft
-value, SVGD sampler) within 30k steps, ~3.5 min (at 20k steps, with the step size decaying to 0 that early, the
+exploration) within 100k steps, ~3.5 min on one core; Pendulum-v1 ≥ −250 (the continuous way: importance-sampled soft
+value, SVGD sampler) within 30k steps, ~3 min (at 20k steps, with the step size decaying to 0 that early, the
 sampler at ξ = 0 swung up from only 6 of the 10 start states: −509).
 """
 import soft_q
