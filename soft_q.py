@@ -240,6 +240,8 @@ def tabular_model(env: gym.Env, env_id: str) -> dict:
     unwrapped = env.unwrapped
     if not hasattr(unwrapped, "P") or not isinstance(env.action_space, gym.spaces.Discrete):
         raise UserError(f"{env_id} has discrete observations but no tabular model (env.unwrapped.P) to plan on")
+    if not hasattr(unwrapped, "initial_state_distrib"):
+        raise UserError(f"{env_id} does not expose its start distribution (env.unwrapped.initial_state_distrib)")
     num_states, num_actions = int(env.observation_space.n), int(env.action_space.n)
     width = max(len(unwrapped.P[s][a]) for s in range(num_states) for a in range(num_actions))
     next_state = np.zeros((num_states, num_actions, width), np.int64)  # (S, A, K)
