@@ -32,7 +32,7 @@ Pseudocode (continuous; the discrete way is the same without [S3b]; the step tag
         [S2] sample a minibatch from D; soft value of s' by the exact logsumexp or by importance sampling
         [S3a] Q_θ ← one Adam step on ½·E[(Q_θ(s, a) − (r + γ(1 − done)·V̂(s')))²]
         [S3b] f_φ ← one Adam step along the SVGD direction pushed through the sampler (surrogate loss)
-        every target_update_interval steps: θ̄ ← θ
+        θ̄ ← τθ + (1 − τ)θ̄ (Polyak averaging; τ = 1 every N steps is a periodic copy)
         [S4] log: policy entropy (discrete), soft value, TD error
 
 Run:
