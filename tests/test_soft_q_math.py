@@ -80,6 +80,9 @@ def test_soft_value_iteration_tends_to_hard_value_iteration():
         # soft ≥ hard, and the gap is at most α·log(number of sequences)
         assert np.all(v[0].numpy() >= np.array(best) - 1e-12)
         np.testing.assert_allclose(v[0].numpy(), best, atol=tol)
+    # α = 0 is hard value iteration itself: V_0 is the best return over action sequences, exactly
+    _, v_hard = soft_q.soft_value_iteration(next_state, prob, reward, done, 0.0, 1.0, horizon)
+    np.testing.assert_allclose(v_hard[0].numpy(), best, rtol=1e-12, atol=1e-12)
 
 
 def test_soft_value_limits():
