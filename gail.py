@@ -1,0 +1,1068 @@
+"""Generative adversarial imitation learning (GAIL), for discrete and continuous actions.
+
+Paper: Ho & Ermon, "Generative Adversarial Imitation Learning" (NeurIPS 2016), Algorithm 1. The connection to
+MaxEnt IRL: Finn, Christiano, Abbeel, Levine, "A Connection Between Generative Adversarial Networks, Inverse
+Reinforcement Learning, and Energy-Based Models" (2016). Lecture notes: ../shared/seeds 001 ("Connecting
+Maximum-Entropy RL to GANs", "Recasting GAIL as an IRL method": "push up real data, push down generated";
+"in practice, often use GAIL and just log D as reward").
+
+Imitation as a game. A discriminator D_ψ(s, a) ∈ (0, 1), the probability that the pair (s, a) came from the expert,
+is trained by logistic regression to tell the expert's pairs from the policy's; the policy π_θ is trained by
+reinforcement learning (PPO here, TRPO in the paper) on a reward that is high where D is fooled. At the game's
+equilibrium the policy's state-action distribution equals the expert's, and D = ½ everywhere. No reward from the
+environment is used to learn: it is logged, to show what happens, and used in the final evaluation.
+
+Pseudocode (Ho & Ermon, Algorithm 1; the step tags appear in the training loop below):
+    for k = 0, 1, 2, ...
+        [S1] collect T steps with π_θk (the environment's reward is recorded, never learned from)
+        [S2] update ψ by ascending  E_expert[log D_ψ(s, a)] + E_πθk[log(1 − D_ψ(s, a))]
+             (minus the regularisers, below)
+        [S3] reward r_t = −log(1 − D_ψ(s_t, a_t)) from the updated D (or --reward-form), GAE(γ, λ),
+             and a PPO update of θ on it
+        [S4] log: D's accuracy on each side, the learned reward, the true return
+
+Run:
+    python gail.py --env Hopper-v4                       # from the shipped expert's 25 demonstrations
+    python gail.py --env Hopper-v4 --num-demos 4
+    python gail.py --env CartPole-v1 --total-timesteps 100000 --num-envs 4 --num-steps 128 --num-minibatches 4 \
+        --update-epochs 4 --ent-coef 0.01 --learning-rate 2.5e-4
+    python gail.py --env Pendulum-v1 --total-timesteps 300000 --num-envs 4 --num-steps 512 --gamma 0.9 \
+        --learning-rate 1e-3 --num-minibatches 16
+What a working run reaches (README "Results" gives the command behind each number): CartPole-v1, 500 (1.00 of the
+expert) within 100k steps; Pendulum-v1, −177 within 300k steps, where the expert gets −146 and a random policy −1,091
+on the same start states (tests/test_gail_learning.py, seed 1).
+
+What makes it work, each marked TRICK: below with its source:
+  - one observation normaliser, shared: D reads the expert's states through the same running statistics as the
+    policy's, so D cannot tell them apart by scale alone (baselines' VecNormalize, as in ppo.py);
+  - the discriminator's regularisers: an entropy bonus on D's output (OpenAI baselines' gail/adversary.py,
+    entcoeff 0.001) and a gradient penalty (Gulrajani et al. 2017; for GAIL, Kostrikov et al. 2019, "DAC");
+  - the ratio of discriminator to policy updates: --disc-epochs passes of --disc-minibatches steps on each
+    batch, against PPO's --update-epochs × --num-minibatches. A D that wins (accuracy ≈ 1 on both sides) gives
+    the policy a reward that is flat in every direction it can move;
+  - the discriminator sees the action the environment executed (clipped to its bounds, scaled to [−1, 1]), not
+    the Gaussian's unclipped sample: the expert's actions are within bounds, and an out-of-bounds value would
+    give the policy away for nothing.
+
+Deviations from the paper:
+  - DEVIATION: PPO (clipped objective, ppo.py's MuJoCo settings) instead of TRPO, as the `imitation` library and
+    most reimplementations do; the PPO update below is a copy of ppo.py's, commented.
+  - DEVIATION: the policy's causal entropy bonus λ·H(π) of the paper's objective is --ent-coef, 0 by default
+    (the paper reports λ = 0 for its MuJoCo runs too).
+  - SIMPLIFICATION: no absorbing states (Kostrikov et al. 2019): the episode-length bias is handled by the choice
+    of --reward-form, as explained at gail_reward().
+"""
+
+# ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+import copy
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
+@dataclass
+class Args:
+    # --- common to every script (CONTRIBUTING.md) ---
+    env: str = "Hopper-v4"
+    """gymnasium environment id, e.g. Hopper-v4, CartPole-v1 (its expert demonstrations must exist, see --demos)"""
+    exp_name: str = "gail"
+    """name of this experiment; part of the run directory name"""
+    seed: int = 1
+    """seed of python, numpy, torch and the environments"""
+    total_timesteps: int = 1_000_000
+    """environment steps to train for (all envs together)"""
+    cuda: bool = True
+    """train on the GPU when one is available (the rollout's actor runs in numpy on the CPU either way)"""
+    torch_deterministic: bool = True
+    """make cuDNN deterministic"""
+    torch_threads: int = 1
+    """CPU threads for torch; 1 is fastest for small MLPs (2 threads on 2 cores measured several times slower)"""
+    capture_video: bool = False
+    """record the final evaluation episodes to <run dir>/videos (needs moviepy)"""
+    save_model: bool = True
+    """write <run dir>/model.pt (policy, value and discriminator networks + observation-normalisation statistics)"""
+    runs_dir: str = "runs"
+    """parent folder of the run directories"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic (mean-action) evaluation, on the environment's true reward"""
+    eval_seed: int = 10_000
+    """evaluation episode i is reset with seed eval_seed + i (the shipped demos start from 20000 + i)"""
+    checkpoint: Optional[str] = None
+    """skip training: load this model.pt written by gail.py and evaluate it"""
+    eval_at_steps: tuple[int, ...] = ()
+    """also evaluate the deterministic policy (eval_episodes episodes) when training passes each of these step counts,
+    e.g. --eval-at-steps 1000000 for the benchmark's 1M column of a 2M run; recorded in summary.json as eval_history"""
+
+    # --- the demonstrations ---
+    demos: Optional[str] = None
+    """expert demonstrations (a demos.npz, CONTRIBUTING.md); default experts/<env>/demos.npz beside this script"""
+    num_demos: int = 25
+    """use the first m episodes of the file"""
+    subsample: int = 1
+    """keep every k-th pair of each demonstration, from a random offset (Ho & Ermon 2016 keep every 20th)"""
+
+    # --- the discriminator ---
+    reward_form: Literal["positive", "negative", "logit"] = "positive"
+    """the policy's reward from D: positive −log(1 − D) (Ho & Ermon's; a survival bonus), negative log D
+    (a survival penalty), logit log D − log(1 − D) (no fixed sign; the MaxEnt IRL reward r − log π). See gail_reward()"""
+    disc_hidden_size: int = 100
+    """units in each of the two hidden (tanh) layers of D (Ho & Ermon 2016, Sec. 6: 100 × 100 tanh)"""
+    disc_learning_rate: float = 3e-4
+    """Adam step size of D (OpenAI baselines' gail, d_stepsize)"""
+    disc_epochs: int = 1
+    """passes of D over each policy batch (each minibatch of policy pairs meets as many random expert pairs)"""
+    disc_minibatches: int = 8
+    """minibatches per pass; minibatch size = N·T / disc_minibatches (baselines' gail: 1,024-step batches of 128)"""
+    disc_ent_coef: float = 0.001
+    """weight of the entropy bonus on D's output, H(Bernoulli(D)) (OpenAI baselines' gail/adversary.py, entcoeff)"""
+    grad_penalty: float = 0.0
+    """λ_GP, weight of the gradient penalty E[(‖∇f_ψ(x̂)‖ − 1)²] on interpolates x̂ of expert and policy pairs
+    (Gulrajani et al. 2017, eq. 3, λ = 10; Kostrikov et al. 2019 use it for GAIL); 0 turns it off"""
+
+    # --- PPO, the policy's learner (defaults: ppo.py's MuJoCo settings) ---
+    num_envs: int = 1
+    """N: parallel environments"""
+    num_steps: int = 2048
+    """T: steps per environment per rollout; batch size = N·T"""
+    learning_rate: float = 3e-4
+    """Adam step size of policy and value networks (PPO paper, Table 3)"""
+    anneal_lr: bool = True
+    """decay the policy's learning rate linearly to 0 over training"""
+    gamma: float = 0.99
+    """γ: discount factor"""
+    gae_lambda: float = 0.95
+    """λ of GAE(γ, λ)"""
+    num_minibatches: int = 32
+    """minibatches per PPO epoch; minibatch size = N·T / num_minibatches"""
+    update_epochs: int = 10
+    """E: PPO passes over each batch"""
+    norm_adv: bool = True
+    """normalise Â to zero mean and unit std within each minibatch"""
+    clip_coef: float = 0.2
+    """ε: clipping range of the ratio r_t(θ) (and of the value update when clip_vloss)"""
+    clip_vloss: bool = True
+    """clip the value update around the old prediction, as baselines' ppo2 does"""
+    ent_coef: float = 0.0
+    """λ: weight of the policy's entropy bonus (the causal entropy term of Ho & Ermon's objective)"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    max_grad_norm: float = 0.5
+    """clip the global gradient norm of the policy update to this"""
+    norm_obs: bool = True
+    """normalise observations with running mean and variance, for the policy and the discriminator alike"""
+    clip_obs: float = 10.0
+    """clip normalised observations to ±clip_obs"""
+    norm_reward: bool = True
+    """divide the learned rewards by the running std of their discounted return (the reward D gives drifts in scale)"""
+    clip_reward: float = 10.0
+    """clip scaled rewards to ±clip_reward"""
+    hidden_size: int = 64
+    """units in each of the two hidden (tanh) layers of actor and critic"""
+
+
+# ── Environment ────────────────────────────────────────────────────────────────────────────────────
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    batch_size = args.num_envs * args.num_steps
+    rules = [
+        (args.num_demos >= 1, "--num-demos must be at least 1"),
+        (args.subsample >= 1, "--subsample must be at least 1 (1 keeps every pair)"),
+        (args.num_envs >= 1, "--num-envs must be at least 1"),
+        (args.num_steps >= 1, "--num-steps must be at least 1"),
+        (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
+         f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.disc_minibatches >= 1 and batch_size % args.disc_minibatches == 0,
+         f"--disc-minibatches ({args.disc_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint is not None or args.total_timesteps >= batch_size,
+         f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
+        (args.update_epochs >= 1 and args.disc_epochs >= 0, "--update-epochs must be at least 1, --disc-epochs >= 0"),
+        (args.learning_rate > 0 and args.disc_learning_rate > 0, "--learning-rate and --disc-learning-rate must be positive"),
+        (args.disc_ent_coef >= 0 and args.grad_penalty >= 0, "--disc-ent-coef and --grad-penalty must be >= 0"),
+        (0 <= args.gamma <= 1, "--gamma must be in [0, 1]"),
+        (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
+        (args.clip_coef > 0, "--clip-coef must be positive"),
+        (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (all(0 < n < args.total_timesteps for n in args.eval_at_steps),
+         "--eval-at-steps takes step counts between 0 and --total-timesteps (the final evaluation always runs)"),
+        (min(args.hidden_size, args.disc_hidden_size, args.torch_threads) >= 1,
+         "--hidden-size, --disc-hidden-size and --torch-threads must be at least 1"),
+        (args.clip_obs > 0 and args.clip_reward > 0, "--clip-obs and --clip-reward must be positive"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+# >>> shared: experts
+DEMO_KEYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
+             "episode_returns", "episode_lengths", "metadata")
+
+
+def default_expert_path(env_id: str, filename: str) -> str:
+    """experts/<env_id>/<filename> beside this script, where the shipped experts live (CONTRIBUTING.md)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "experts", env_id, filename)
+
+
+def expert_hint(env_id: str) -> str:
+    return f"make one with: python ppo.py --env {env_id} --save-expert experts/{env_id}"
+
+
+def demos_metadata(path: str) -> dict:
+    """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
+    with np.load(path) as data:
+        return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+
+
+def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
+    """Read a demos.npz and check it belongs to env_id and fits its spaces; {key: array} plus "metadata" (dict)."""
+    if not os.path.isfile(path):
+        raise UserError(f"no expert demonstrations at '{path}'; {expert_hint(env_id)}")
+    try:
+        with np.load(path) as data:
+            demos = {key: data[key] for key in DEMO_KEYS}
+        demos["metadata"] = json.loads(str(demos["metadata"]))
+    except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120]}); {expert_hint(env_id)}") from None
+    meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
+    if meta.get("env_id") != env_id:
+        raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
+    want_actions = (len(obs),) if discrete else (len(obs), act_dim)
+    if obs.ndim != 2 or obs.shape[1] != obs_dim or actions.shape != want_actions:
+        raise UserError(f"'{path}' has observations {obs.shape[1:]} and actions {actions.shape[1:]}, but {env_id} has "
+                        f"({obs_dim},) and {want_actions[1:]}; {expert_hint(env_id)}")
+    if int(demos["episode_lengths"].sum()) != len(obs):
+        raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
+                        f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    return demos
+
+
+def load_expert_policy(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> nn.Module:
+    """Load a policy.pt2 (torch.export) and check it on a batch of zero observations; returns the callable module.
+
+    The program does not record its env, so the demos.npz beside it (when there is one) vouches for it, and the
+    shapes of what it returns must fit env_id's action space.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"no expert policy at '{path}'; {expert_hint(env_id)}")
+    beside = os.path.join(os.path.dirname(path), "demos.npz")
+    if os.path.isfile(beside):
+        other = demos_metadata(beside).get("env_id")
+        if other is not None and other != env_id:
+            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; {expert_hint(env_id)}")
+    try:
+        policy = torch.export.load(path).module()
+        with torch.no_grad():
+            out = policy(torch.zeros(2, obs_dim))  # (2, A) or (2,)
+    except Exception as err:
+        raise UserError(f"cannot use '{path}' as the expert of {env_id} (observations ({obs_dim},)): "
+                        f"{str(err).strip().splitlines()[0][:160]}; {expert_hint(env_id)}") from None
+    fits = (out.shape == (2,) and not out.is_floating_point()) if discrete else out.shape == (2, act_dim)
+    if not fits:
+        raise UserError(f"'{path}' returns actions of shape {tuple(out.shape[1:])} {out.dtype}, which do not fit "
+                        f"{env_id}'s action space; {expert_hint(env_id)}")
+    return policy
+# <<< shared: experts
+
+
+def subsample_mask(lengths: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Keep every k-th step of each episode, starting from a random offset o_i < k; lengths (m,) -> keep (Σ T_i,) bool."""
+    offsets = np.repeat(rng.integers(0, k, size=len(lengths)), lengths)  # (Σ T_i,) o_i of each step's episode
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # (Σ T_i,) the index where each step's episode starts
+    t = np.arange(int(lengths.sum())) - starts  # (Σ T_i,) time step within the episode
+    # GOTCHA: a fresh offset per episode; with o = 0 everywhere, a periodic gait would show the same phase every time.
+    return t % k == offsets
+
+
+# ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    # TRICK: orthogonal weights with gain √2 for tanh hidden layers, zero biases (baselines' ppo2;
+    # "The 37 Implementation Details of PPO", detail 2). The policy head uses gain 0.01 so the first
+    # actions are near the mean (≈ 0) for every state; the value head uses gain 1.
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float) -> nn.Sequential:
+    """in_dim -> hidden -> hidden -> out_dim with tanh activations."""
+    return nn.Sequential(
+        layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
+        layer_init(nn.Linear(hidden, out_dim), std=out_std),
+    )
+
+
+def numpy_weights(net: nn.Sequential) -> list:
+    """[(Wᵀ, b), ...] of the Linear layers of `net`, as float32 numpy copies on the CPU."""
+    return [(m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy())
+            for m in net if isinstance(m, nn.Linear)]
+
+
+def numpy_mlp(layers: list, x: np.ndarray) -> np.ndarray:
+    """The forward pass of mlp() in numpy: tanh after every layer but the last. x (B, in) -> (B, out)."""
+    for i, (w_t, b) in enumerate(layers):
+        x = x @ w_t + b
+        if i < len(layers) - 1:
+            x = np.tanh(x)
+    return x
+
+
+class Agent(nn.Module):
+    """ppo.py's actor and critic: separate networks; a categorical policy over logits for discrete actions, a
+    Gaussian with a state-independent learned log-std for continuous ones."""
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int):
+        super().__init__()
+        self.discrete = discrete
+        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0)
+        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01)
+        # log σ, shape (act_dim,); unused (and untrained) for discrete actions
+        self.log_std = nn.Parameter(torch.zeros(act_dim), requires_grad=not discrete)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V_φ(s): (B, obs_dim) -> (B,)"""
+        return self.critic(obs).squeeze(-1)
+
+    def log_prob(self, out: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log π_θ(a|s) from the actor output `out` (logits or μ, (B, A)) -> (B,)"""
+        if self.discrete:
+            return categorical_log_prob(out, actions)
+        return gaussian_log_prob(actions, out, self.log_std)
+
+    def entropy(self, out: torch.Tensor) -> torch.Tensor:
+        """H[π_θ(·|s)] -> (B,)"""
+        if self.discrete:
+            return categorical_entropy(out)
+        return gaussian_entropy(self.log_std).expand(out.shape[0])
+
+
+class Discriminator(nn.Module):
+    """f_ψ(s, a), the logit of D_ψ(s, a) = σ(f_ψ(s, a)), the probability that (s, a) is the expert's.
+
+    Input: the normalised observation and the action as the environment executed it, scaled to [−1, 1] (continuous)
+    or one-hot (discrete): (B, obs_dim + A) -> (B,). Two tanh layers, as in Ho & Ermon 2016, Sec. 6.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int):
+        super().__init__()
+        self.net = mlp(obs_dim + act_dim, hidden, 1, out_std=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+def flatten_parameters(module: nn.Module) -> nn.Parameter:
+    """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
+
+    TRICK (speed, from ppo.py): the networks' tensors become views of one vector, so Adam and the gradient clipping
+    run one fused kernel on one tensor instead of a Python loop over many small ones; the result is the same.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        p.grad = flat.grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat
+
+
+class DeterministicPolicy(nn.Module):
+    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
+
+    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes). Discrete: the most likely
+    action. torch.export-able as ppo.py's, so a GAIL policy can serve as an expert for the other scripts.
+    """
+
+    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+        super().__init__()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
+            p.data = p.data.clone()
+            p.requires_grad_(False)
+        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        if obs_rms is not None:
+            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
+            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+        if not discrete:
+            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        x = obs
+        if self.normalize:
+            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+        out = self.actor(x)
+        if self.discrete:
+            return out.argmax(dim=-1)
+        return torch.maximum(torch.minimum(out, self.high), self.low)
+
+
+# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# Notation (T steps × N envs, flattened to B = T·N for the updates; A = action dim or number of actions):
+#   code           symbol                         shape
+#   obs            s_t (normalised)               (T, N, obs_dim)
+#   actions        a_t, as sampled by π_θk        (T, N, A) continuous, (T, N) discrete
+#   disc_in        x = (s, a) as D sees it         (M, obs_dim + A)
+#   logits         f_ψ(s, a) = log D − log(1 − D)   (M,)
+#   D              D_ψ(s, a) = σ(f_ψ(s, a)), P(expert | s, a)   (M,)
+#   rewards        r_t = reward from D (learned), never the env's     (T, N)
+#   advantages     Â_t = GAE(γ, λ) of the learned rewards              (T, N)
+#   returns        R̂_t = Â_t + V(s_t)                                  (T, N)
+#   logp_old       log π_θk(a_t|s_t)              (B,)
+#   ratio          r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)                (B,)
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def discriminator_input(obs: torch.Tensor, actions: torch.Tensor, discrete: bool, act_dim: int,
+                        low: Optional[torch.Tensor], high: Optional[torch.Tensor]) -> torch.Tensor:
+    """x = (s, a) as D sees it: obs (M, obs_dim) normalised; actions (M,) int or (M, A) -> (M, obs_dim + A).
+
+    Continuous: clip(a, low, high) rescaled to [−1, 1], the action the environment executed (see the docstring).
+    Discrete: one-hot.
+    """
+    if discrete:
+        a = torch.nn.functional.one_hot(actions.long(), act_dim).to(obs.dtype)
+    else:
+        # ã = 2·(clip(a, low, high) − low) / (high − low) − 1
+        a = 2 * (torch.maximum(torch.minimum(actions, high), low) - low) / (high - low) - 1
+    return torch.cat([obs, a], dim=-1)
+
+
+def discriminator_loss(logits_expert: torch.Tensor, logits_policy: torch.Tensor) -> torch.Tensor:
+    """−( E_expert[log D] + E_π[log(1 − D)] ), the logistic regression loss of D, to minimise; (M,), (M,) -> scalar.
+
+    (Ho & Ermon, Algorithm 1, step 4, with D = P(expert); the notes' "push up real data, push down generated".)
+    GOTCHA: computed from the logits: log D = log σ(f) = −softplus(−f) and log(1 − D) = −softplus(f), which stay
+    finite where σ(f) rounds to 0 or 1 (log σ(f) of a float32 σ is −inf for f < −104).
+    """
+    return nn.functional.softplus(-logits_expert).mean() + nn.functional.softplus(logits_policy).mean()
+
+
+def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(D) = −D log D − (1 − D) log(1 − D) per pair, from the logits: (M,) -> (M,).
+
+    = (1 − σ(f))·f + softplus(−f), the form of OpenAI baselines' logit_bernoulli_entropy.
+    """
+    return (1 - torch.sigmoid(logits)) * logits + nn.functional.softplus(-logits)
+
+
+def gradient_penalty(disc: nn.Module, x_expert: torch.Tensor, x_policy: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇_x̂ f_ψ(x̂)‖₂ − 1)²] at x̂ = ε·x_E + (1 − ε)·x_π (Gulrajani et al. 2017, eq. 3); eps (M, 1) in [0, 1].
+
+    It keeps f_ψ from becoming steep between the two data sets: a D that jumps from 0 to 1 at their border tells the
+    policy nothing about which way the expert lies.
+    """
+    assert x_expert.shape == x_policy.shape and eps.shape == (x_expert.shape[0], 1)
+    x_hat = (eps * x_expert + (1 - eps) * x_policy).requires_grad_(True)
+    (grad,) = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)  # (M, obs_dim + A)
+    return (grad.norm(dim=-1) - 1).pow(2).mean()
+
+
+def gail_reward(logits: torch.Tensor, form: str) -> torch.Tensor:
+    """The policy's reward from D's logits f = log D − log(1 − D): (M,) -> (M,).
+
+    positive: r = −log(1 − D) = softplus(f) > 0   (Ho & Ermon: their cost log D_HE has D_HE = 1 − D = P(policy);
+                                                   OpenAI baselines' gail/adversary.py)
+    negative: r = log D = −softplus(−f) < 0       (the notes' "just log D as reward"; the `imitation` library's
+                                                   LogSigmoidRewardNet, run on its seals/ envs of fixed length)
+    logit:    r = log D − log(1 − D) = f          (Fu et al. 2018, AIRL; Finn et al. 2016)
+    GOTCHA (episode-length bias): a positive reward at every step is a survival bonus: the policy prefers to live
+    long whatever it does, which suits Hopper or CartPole, whose experts never fall, and fails a task whose expert
+    ends the episode early (reaching a goal). A negative reward is a survival penalty: ending the episode at once
+    (Hopper falling over) earns more than any imitation. The logit has no fixed sign, but as long as D recognises
+    the policy's pairs (f < 0 on them) it is negative there too, and it has the same bias early on. Measured on
+    CartPole-v1 with the docstring's command (seed 1, 100k steps): positive 500, negative 8.8, logit 8.9 (the
+    policy learns to drop the pole in 9 steps; tests/test_gail_learning.py). Kostrikov et al. 2019 remove the bias
+    with absorbing states instead. With the notes' D = exp(r_θ)/Z / (exp(r_θ)/Z + π(a|s)), the logit is
+    f = r_θ − log Z − log π(a|s): the MaxEnt RL reward of r_θ, its entropy bonus included.
+    """
+    if form == "positive":
+        return nn.functional.softplus(logits)
+    if form == "negative":
+        return -nn.functional.softplus(-logits)
+    return logits
+
+
+def gaussian_log_prob(a: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Diagonal Gaussian: a, mu (B, A); log_std (A,) or (B, A) -> (B,)"""
+    # log π(a|s) = Σ_i [ −½ ((a_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
+    z = (a - mu) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """(A,) -> scalar"""
+    # H = Σ_i [ log σ_i + ½ log 2πe ]
+    return (log_std + 0.5 * (LOG_2PI + 1)).sum(-1)
+
+
+def categorical_log_prob(logits: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """logits (B, A), a (B,) integer -> (B,)"""
+    # log π(a|s) = logits_a − log Σ_b exp(logits_b)
+    return torch.log_softmax(logits, dim=-1).gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """(B, A) -> (B,)"""
+    # H = −Σ_a π(a|s) log π(a|s)
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def gumbel_max_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A sample of softmax(logits) per row from uniform noise u ~ U(0,1); (N, A), (N, A) -> (N,) int64."""
+    # TRICK (Gumbel-max): argmax_a(logits_a + g_a) with g_a = −log(−log u_a) is distributed as softmax(logits).
+    return np.argmax(logits - np.log(-np.log(u)), axis=-1)
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
+                dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """Truncated GAE(γ, λ) of one rollout, ppo.py's; all inputs (T, N) -> advantages (T, N).
+
+    Â_t = Σ_l (γλ)^l δ_{t+l}, computed backwards as Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1} from Â_T = 0.
+    """
+    assert rewards.shape == values.shape == next_values.shape == terminated.shape == dones.shape
+    # δ_t = r_t + γ·(1 − terminated_t)·V(s_{t+1}) − V(s_t)
+    # GOTCHA: a time-limit truncation is not terminal: s_{t+1} (the final obs) still has value, so only
+    # `terminated` zeroes the bootstrap; both end the sum, through `dones`.
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values
+    advantages = np.zeros_like(deltas)
+    last = np.zeros_like(deltas[0])  # Â_{t+1}, shape (N,)
+    for t in reversed(range(deltas.shape[0])):
+        # Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1}
+        last = deltas[t] + gamma * lam * (1.0 - dones[t]) * last
+        advantages[t] = last
+    return advantages
+
+
+def discounted_returns(rewards: np.ndarray, dones: np.ndarray, start: np.ndarray, gamma: float) -> tuple:
+    """G_t = γ·G_{t−1}·(1 − done_{t−1}) + r_t along a rollout, continuing from G_{−1} = start; (T, N), (T, N), (N,)
+    -> (G (T, N), the G to continue from (N,)). The running return whose std scales the rewards (norm_reward)."""
+    out, g = np.zeros_like(rewards), start.copy()
+    for t in range(rewards.shape[0]):
+        g = gamma * g + rewards[t]
+        out[t] = g
+        g = g * (1.0 - dones[t])  # a new episode starts from G = 0
+    return out, g
+
+
+def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """−L^CLIP, to minimise. ratio, adv: (B,) -> scalar."""
+    assert ratio.shape == adv.shape
+    # L^CLIP(θ) = E_t[ min( r_t(θ)·Â_t, clip(r_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * adv
+    return -torch.min(unclipped, clipped).mean()
+
+
+def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
+    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
+    assert v.shape == v_old.shape == returns.shape
+    if clip_coef is None:
+        return 0.5 * (v - returns).pow(2).mean()
+    # TRICK (baselines' ppo2): V_clip = V_old + clip(V − V_old, −ε, ε), loss = ½·max((V − R̂)², (V_clip − R̂)²).
+    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
+    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+
+
+def ppo_losses(agent: Agent, obs, actions, logp_old, adv, v_old, returns, clip_coef: float, clip_vloss: bool,
+               norm_adv: bool):
+    """The PPO losses of one minibatch -> (policy loss, value loss, entropy, approx KL, clip fraction)."""
+    out = agent.actor(obs)  # logits or μ_θ(s_t), (M, A)
+    logp = agent.log_prob(out, actions)
+    log_ratio = logp - logp_old
+    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
+    with torch.no_grad():
+        # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too large.
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    if norm_adv:
+        # TRICK: per-minibatch advantage normalisation (baselines' ppo2); the 1e-8 avoids 0/0.
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg_loss = ppo_clip_loss(ratio, adv, clip_coef)
+    v_loss = value_loss(agent.value(obs), v_old, returns, clip_coef if clip_vloss else None)
+    return pg_loss, v_loss, agent.entropy(out).mean(), approx_kl, clipfrac
+
+
+def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
+    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
+    if rms is None:
+        return obs.astype(np.float32)
+    # TRICK: observation normalisation (baselines' VecNormalize), one normaliser for π and D alike.
+    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def main(args: Args) -> dict:
+    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    check_args(args)
+    try:
+        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
+    except OSError as err:
+        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    if args.capture_video and "DISPLAY" not in os.environ:
+        # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    probe = make_env(args.env)
+    obs_dim, act_dim, discrete = check_spaces(probe, args.env)
+    low, high = (None, None) if discrete else (probe.action_space.low, probe.action_space.high)
+    probe.close()
+    demos_path = args.demos or default_expert_path(args.env, "demos.npz")
+    # (a --checkpoint run needs the demonstrations only for the expert's return, and runs without them)
+    demos = None
+    if args.checkpoint is None or os.path.isfile(demos_path):
+        demos = load_demos(demos_path, args.env, obs_dim, act_dim, discrete)  # before any folder is made
+        if args.num_demos > len(demos["episode_lengths"]):
+            raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only "
+                            f"{len(demos['episode_lengths'])} episodes")
+    # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
+    expert_return = None if demos is None else float(demos["episode_returns"].mean())
+
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    disc = Discriminator(obs_dim, act_dim, args.disc_hidden_size).to(device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    train_returns: list = []
+    global_step, start_time, extra, eval_history = 0, time.time(), {}, []
+
+    if args.checkpoint is not None:
+        agent, disc, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+        # load_checkpoint took the network sizes and clip_obs from the checkpoint: record what this run actually used
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        # The expert's pairs (s, a): the first m episodes, optionally every k-th pair of each.
+        lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
+        n = int(lengths.sum())
+        keep = subsample_mask(lengths, args.subsample, np.random.default_rng(args.seed))  # (n,)
+        expert_raw_obs = demos["observations"][:n][keep]  # (n_E, obs_dim), raw: normalised afresh at every update
+        expert_actions = torch.from_numpy(demos["actions"][:n][keep]).to(device)  # (n_E,) or (n_E, A)
+        n_expert = len(expert_raw_obs)
+        print(f"{args.env}: {args.num_demos} demos, {n_expert:,} expert pairs (s, a); expert return {expert_return:.1f}",
+              flush=True)
+        low_t = None if discrete else torch.as_tensor(low, dtype=torch.float32, device=device)
+        high_t = None if discrete else torch.as_tensor(high, dtype=torch.float32, device=device)
+
+        # TRICK: Adam ε = 1e-5 instead of 1e-8 for the policy (baselines' ppo2).
+        flat_params = flatten_parameters(agent)
+        optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
+        disc_optimizer = torch.optim.Adam(disc.parameters(), lr=args.disc_learning_rate)
+        T, N = args.num_steps, args.num_envs
+        batch_size = T * N
+        minibatch_size = batch_size // args.num_minibatches
+        disc_minibatch_size = batch_size // args.disc_minibatches
+        num_iterations = args.total_timesteps // batch_size
+
+        # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
+        envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
+        noise_rng = np.random.default_rng(args.seed)
+
+        # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
+        obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
+        env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+        ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
+
+        raw_obs, _ = envs.reset(seed=args.seed)
+        if obs_rms is not None:
+            obs_rms.update(raw_obs)
+        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+
+        for iteration in range(1, num_iterations + 1):
+            if args.anneal_lr:
+                # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); D keeps its step size,
+                # because it must keep up with a policy that is still moving.
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+            # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+
+            # [S1] collect T steps in each of the N envs with π_θk. The env's reward goes to env_rew_buf, for the
+            # logs only: nothing below learns from it.
+            for t in range(T):
+                global_step += N
+                obs_buf[t] = obs
+                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                if discrete:
+                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                    env_action = action
+                else:
+                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and D) get it clipped to the bounds
+                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                    env_action = np.clip(action, low, high)
+                act_buf[t] = action
+
+                raw_next_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                done = terminated | truncated
+                ep_return += env_reward
+                ep_length += 1
+                env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
+
+                if obs_rms is not None:
+                    obs_rms.update(raw_next_obs)
+                obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
+                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                for i in np.flatnonzero(done):
+                    # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
+                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                    train_returns.append(float(ep_return[i]))
+                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
+                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                    ep_return[i], ep_length[i] = 0.0, 0
+
+            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+            # x_π = (s, a) of the policy, as D sees them: (B, obs_dim + A)
+            x_policy = discriminator_input(b_obs, b_actions, discrete, act_dim, low_t, high_t)
+            # x_E = (s, a) of the expert, normalised with the same (current) statistics as the policy's states
+            expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
+            x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
+
+            # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
+            # expert pairs drawn at random (with replacement: 4 demos of CartPole are fewer pairs than one batch).
+            # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
+            for _ in range(args.disc_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, disc_minibatch_size):
+                    xp = x_policy[perm[start:start + disc_minibatch_size]]  # (M, ·)
+                    xe = x_expert[torch.randint(n_expert, (len(xp),), device=device)]  # (M, ·)
+                    logits_e, logits_p = disc(xe), disc(xp)
+                    d_loss = discriminator_loss(logits_e, logits_p)
+                    # TRICK (OpenAI baselines' gail/adversary.py): an entropy bonus keeps D from certainty.
+                    entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
+                    loss = d_loss - args.disc_ent_coef * entropy_d
+                    if args.grad_penalty > 0:
+                        # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
+                        gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
+                        loss = loss + args.grad_penalty * gp
+                    disc_optimizer.zero_grad()
+                    loss.backward()
+                    disc_optimizer.step()
+
+            # [S3] rewards from the updated D (Algorithm 1, step 5), then ppo.py's update on them.
+            with torch.no_grad():
+                logits_p = disc(x_policy)  # (B,)
+                logits_e = disc(x_expert[torch.randint(n_expert, (batch_size,), device=device)])  # (B,), for the logs
+                learned = gail_reward(logits_p, args.reward_form).cpu().numpy().reshape(T, N)  # r_t, (T, N)
+            rewards = learned
+            if args.norm_reward:
+                # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
+                # The scale of D's reward changes as D learns; the critic's targets stay of order 1.
+                returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
+                ret_rms.update(returns_g.reshape(-1))
+                rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+            with torch.no_grad():
+                b_values = agent.value(b_obs)  # (B,)
+                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
+            values_np = b_values.cpu().numpy().reshape(T, N)
+            advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
+                                     term_buf, done_buf, args.gamma, args.gae_lambda)
+            returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
+            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+
+            clipfracs = []
+            for epoch in range(args.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, minibatch_size):
+                    mb = perm[start:start + minibatch_size]
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                    clipfracs.append(clipfrac)
+                    # L = −L^CLIP + c_v·L^V − λ·H[π_θ]
+                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                    flat_params.grad.zero_()
+                    loss.backward()
+                    # TRICK: global gradient-norm clipping (baselines' ppo2).
+                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                    optimizer.step()
+
+            # [S4] log. D's accuracy: the fraction of expert pairs with D > ½ and of policy pairs with D < ½.
+            # Both near 1.0: D wins and its reward is flat, the policy gets no signal (lower --disc-learning-rate or
+            # --disc-epochs, or add --grad-penalty); both near 0.5 with a poor true return: D learns too little.
+            acc_expert = float((logits_e > 0).float().mean())
+            acc_policy = float((logits_p < 0).float().mean())
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("losses/disc_loss", d_loss.item() if args.disc_epochs else float("nan"), global_step)
+            writer.add_scalar("losses/disc_accuracy_expert", acc_expert, global_step)
+            writer.add_scalar("losses/disc_accuracy_policy", acc_policy, global_step)
+            writer.add_scalar("losses/learned_reward", float(learned.mean()), global_step)  # before scaling
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            for target in args.eval_at_steps:
+                if global_step - batch_size < target <= global_step and args.eval_episodes:
+                    # a mid-training evaluation, as the final one (deterministic policy, true reward, same seeds)
+                    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+                    returns_now = run_episodes(torch_policy(policy), args.env, args.eval_episodes,
+                                               args.eval_seed)["episode_returns"]
+                    eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
+                                         "eval_return_std": float(returns_now.std()),
+                                         "expert_fraction": float(returns_now.mean()) / expert_return
+                                         if expert_return > 0 else None})
+                    writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
+                    print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  true return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  D acc expert {acc_expert:.2f} policy "
+                  f"{acc_policy:.2f}  learned r {float(learned.mean()):6.3f}  SPS {sps:,}", flush=True)
+        envs.close()
+        extra = {"disc_accuracy_expert": acc_expert, "disc_accuracy_policy": acc_policy, "expert_pairs": n_expert,
+                 "eval_history": eval_history}
+
+    train_time = time.time() - start_time
+    extra = {"num_demos": args.num_demos, "reward_form": args.reward_form} | extra
+    summary = finish(args, run_dir, writer, agent, disc, obs_rms, discrete, low, high, global_step, train_time,
+                     train_returns, expert_return, extra)
+    writer.close()
+    return summary
+
+
+# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: seeding
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (environments are seeded at reset)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+# <<< shared: seeding
+
+
+# >>> shared: atomic writes
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+# <<< shared: atomic writes
+
+
+# >>> shared: run_episodes
+def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
+    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
+
+    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
+    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
+    and per-episode `episode_returns` and `episode_lengths`.
+    """
+    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total, length = False, 0.0, 0
+        while not done:
+            action = policy(np.asarray(obs, np.float32)[None])[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
+                steps[key].append(value)
+            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    out = {k: np.asarray(v) for k, v in steps.items()}
+    out["observations"] = out["observations"].astype(np.float32)
+    out["next_observations"] = out["next_observations"].astype(np.float32)
+    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
+    return out
+# <<< shared: run_episodes
+
+
+def torch_policy(module: nn.Module):
+    """Wrap a torch module as the numpy callable run_episodes expects."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs)).numpy()
+    return act
+
+
+def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
+    """Rebuild the agent, the discriminator and the observation statistics from a model.pt written by this script."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        # (torch's message runs to several lines; its first says what failed)
+        raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by gail.py: "
+                        f"{str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("script") != "gail.py":
+        raise UserError(f"'{path}' is not a model.pt written by gail.py")
+    if ckpt["env"] != args.env:
+        raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
+    for key in ("hidden_size", "disc_hidden_size", "clip_obs"):
+        setattr(args, key, ckpt["args"][key])
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    agent.load_state_dict(ckpt["agent"])
+    disc = Discriminator(obs_dim, act_dim, args.disc_hidden_size).to(device)
+    disc.load_state_dict(ckpt["discriminator"])
+    obs_rms = None
+    if ckpt["obs_rms"] is not None:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
+        obs_rms.count = ckpt["obs_rms"]["count"]
+    return agent, disc, obs_rms
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: Discriminator,
+           obs_rms: Optional[RunningMeanStd], discrete: bool, low, high, global_step: int, train_time: float,
+           train_returns: list, expert_return: Optional[float], extra: dict) -> dict:
+    """Final deterministic evaluation on the true reward, model.pt, summary.json."""
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "gail.py", "env": args.env, "args": dataclasses.asdict(args),
+            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
+            "discriminator": {k: v.detach().cpu().clone() for k, v in disc.state_dict().items()},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
+        }, os.path.join(run_dir, "model.pt"))
+
+    summary = {
+        "script": "gail.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "expert_return": expert_return,
+        # the fraction of the expert's return, as the GAIL paper and the `imitation` library report it (for a task
+        # whose returns are negative, such as Pendulum, compare the returns themselves)
+        "expert_fraction": (float(eval_returns.mean()) / expert_return
+                            if len(eval_returns) and expert_return is not None and expert_return > 0 else None),
+    } | extra
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if summary["expert_fraction"] is not None:
+        print(f"fraction of the expert's return ({expert_return:.1f}): {summary['expert_fraction']:.3f}")
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except UserError as err:
+        sys.exit(f"gail.py: error: {err}")
