@@ -48,8 +48,8 @@ What makes it work, each marked TRICK: below with its source:
 Deviations from the paper:
   - DEVIATION: PPO (clipped objective, ppo.py's MuJoCo settings) instead of TRPO, as the `imitation` library and
     most reimplementations do; the PPO update below is a copy of ppo.py's, commented.
-  - DEVIATION: the policy's causal entropy bonus λ·H(π) of the paper's objective is --ent-coef, 0 by default
-    (the paper reports λ = 0 for its MuJoCo runs too).
+  - DEVIATION: the policy's causal entropy bonus λ_H·H(π) of the paper's objective is --ent-coef, 0 by default (ppo.py's
+    MuJoCo setting).
   - SIMPLIFICATION: no absorbing states (Kostrikov et al. 2019): the episode-length bias is handled by the choice
     of --reward-form, as explained at gail_reward().
 """
@@ -158,7 +158,7 @@ class Args:
     clip_vloss: bool = True
     """clip the value update around the old prediction, as baselines' ppo2 does"""
     ent_coef: float = 0.0
-    """λ: weight of the policy's entropy bonus (the causal entropy term of Ho & Ermon's objective)"""
+    """λ_H: weight of the policy's entropy bonus (the causal entropy term of Ho & Ermon's objective)"""
     vf_coef: float = 0.5
     """weight of the value loss"""
     max_grad_norm: float = 0.5
@@ -859,7 +859,7 @@ def main(args: Args) -> dict:
                         agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
                         args.clip_coef, args.clip_vloss, args.norm_adv)
                     clipfracs.append(clipfrac)
-                    # L = −L^CLIP + c_v·L^V − λ·H[π_θ]
+                    # L = −L^CLIP + c_v·L^V − λ_H·H[π_θ]
                     loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
                     flat_params.grad.zero_()
                     loss.backward()
