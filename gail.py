@@ -127,7 +127,7 @@ class Args:
     disc_epochs: int = 1
     """passes of D over each policy batch (each minibatch of policy pairs meets as many random expert pairs)"""
     disc_minibatches: int = 8
-    """minibatches per pass; minibatch size = N·T / disc_minibatches (baselines' gail: 1,024-step batches of 128)"""
+    """minibatches per pass; minibatch size = N·T / disc_minibatches"""
     disc_ent_coef: float = 0.001
     """weight of the entropy bonus on D's output, H(Bernoulli(D)) (OpenAI baselines' gail/adversary.py, entcoeff)"""
     grad_penalty: float = 0.0
@@ -478,9 +478,10 @@ class DeterministicPolicy(nn.Module):
 #   code           symbol                         shape
 #   obs            s_t (normalised)               (T, N, obs_dim)
 #   actions        a_t, as sampled by π_θk        (T, N, A) continuous, (T, N) discrete
-#   disc_in        x = (s, a) as D sees it         (M, obs_dim + A)
+#   x_policy       x_π = (s, a) of π_θk, as D sees them   (B, obs_dim + A)
+#   x_expert       x_E = (s, a) of the expert                (n_E, obs_dim + A)
 #   logits         f_ψ(s, a) = log D − log(1 − D)   (M,)
-#   D              D_ψ(s, a) = σ(f_ψ(s, a)), P(expert | s, a)   (M,)
+#   (D)            D_ψ(s, a) = σ(f_ψ(s, a)), P(expert | s, a), never formed: everything is computed from f
 #   rewards        r_t = reward from D (learned), never the env's     (T, N)
 #   advantages     Â_t = GAE(γ, λ) of the learned rewards              (T, N)
 #   returns        R̂_t = Â_t + V(s_t)                                  (T, N)
@@ -509,7 +510,8 @@ def discriminator_loss(logits_expert: torch.Tensor, logits_policy: torch.Tensor)
 
     (Ho & Ermon, Algorithm 1, step 4, with D = P(expert); the notes' "push up real data, push down generated".)
     GOTCHA: computed from the logits: log D = log σ(f) = −softplus(−f) and log(1 − D) = −softplus(f), which stay
-    finite where σ(f) rounds to 0 or 1 (log σ(f) of a float32 σ is −inf for f < −104).
+    finite where σ(f) rounds to 0 or 1: in float32, log(1 − σ(f)) is −inf from f = 17 on, and log σ(f) below f ≈ −89,
+    logits a confident D reaches.
     """
     return nn.functional.softplus(-logits_expert).mean() + nn.functional.softplus(logits_policy).mean()
 
@@ -695,6 +697,11 @@ def main(args: Args) -> dict:
         if args.num_demos > len(demos["episode_lengths"]):
             raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only "
                             f"{len(demos['episode_lengths'])} episodes")
+        shortest = int(demos["episode_lengths"][:args.num_demos].min())
+        if args.checkpoint is None and args.subsample > shortest:
+            # (every k-th pair from an offset o < k: an episode shorter than k could keep none)
+            raise UserError(f"--subsample {args.subsample} is longer than the shortest of the {args.num_demos} demos "
+                            f"({shortest} steps): take --subsample {shortest} or less")
     # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
     expert_return = None if demos is None else float(demos["episode_returns"].mean())
 
@@ -807,7 +814,7 @@ def main(args: Args) -> dict:
             x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
 
             # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
-            # expert pairs drawn at random (with replacement: 4 demos of CartPole are fewer pairs than one batch).
+            # expert pairs drawn at random with replacement (so any number of expert pairs serves any batch size).
             # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
             for _ in range(args.disc_epochs):
                 perm = torch.randperm(batch_size, device=device)
@@ -888,14 +895,11 @@ def main(args: Args) -> dict:
                 writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
             for target in args.eval_at_steps:
                 if global_step - batch_size < target <= global_step and args.eval_episodes:
-                    # a mid-training evaluation, as the final one (deterministic policy, true reward, same seeds)
-                    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
-                    returns_now = run_episodes(torch_policy(policy), args.env, args.eval_episodes,
-                                               args.eval_seed)["episode_returns"]
+                    # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
+                    returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
                     eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
                                          "eval_return_std": float(returns_now.std()),
-                                         "expert_fraction": float(returns_now.mean()) / expert_return
-                                         if expert_return > 0 else None})
+                                         "expert_fraction": expert_fraction(returns_now, expert_return)})
                     writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
                     print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
             recent = train_returns[-100:]
@@ -989,6 +993,21 @@ def torch_policy(module: nn.Module):
     return act
 
 
+def evaluate(agent: Agent, obs_rms: Optional[RunningMeanStd], args: Args, discrete: bool, low, high,
+             video_dir: Optional[str] = None) -> np.ndarray:
+    """The deterministic policy's true returns on eval_episodes episodes from reset(seed=eval_seed + i): (episodes,)."""
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    return run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)["episode_returns"]
+
+
+def expert_fraction(returns: np.ndarray, expert_return: Optional[float]) -> Optional[float]:
+    """mean return / the expert's, as the GAIL paper and the `imitation` library report it; None without episodes or
+    for an expert whose return is not positive (Pendulum's are negative: compare the returns themselves)."""
+    if not len(returns) or expert_return is None or expert_return <= 0:
+        return None
+    return float(returns.mean()) / expert_return
+
+
 def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
     """Rebuild the agent, the discriminator and the observation statistics from a model.pt written by this script."""
     if not os.path.isfile(path):
@@ -1021,10 +1040,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: 
            obs_rms: Optional[RunningMeanStd], discrete: bool, low, high, global_step: int, train_time: float,
            train_returns: list, expert_return: Optional[float], extra: dict) -> dict:
     """Final deterministic evaluation on the true reward, model.pt, summary.json."""
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
+    eval_returns = evaluate(agent, obs_rms, args, discrete, low, high, video_dir)
     if len(eval_returns):
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
 
@@ -1047,11 +1064,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: 
         "eval_returns": [float(r) for r in eval_returns],
         "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
         "checkpoint": args.checkpoint, "run_dir": run_dir,
-        "expert_return": expert_return,
-        # the fraction of the expert's return, as the GAIL paper and the `imitation` library report it (for a task
-        # whose returns are negative, such as Pendulum, compare the returns themselves)
-        "expert_fraction": (float(eval_returns.mean()) / expert_return
-                            if len(eval_returns) and expert_return is not None and expert_return > 0 else None),
+        "expert_return": expert_return, "expert_fraction": expert_fraction(eval_returns, expert_return),
     } | extra
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
     if summary["expert_fraction"] is not None:

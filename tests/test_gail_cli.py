@@ -64,6 +64,7 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     (["--disc-minibatches", "3"], "--disc-minibatches (3) must divide"),
     (["--grad-penalty", "-1"], "--grad-penalty"),
     (["--eval-at-steps", "0"], "--eval-at-steps"),
+    (["--env", "Pendulum-v1", "--subsample", "201"], "longer than the shortest of the 25 demos (200 steps)"),
     (["--total-timesteps", "4096", "--eval-at-steps", "2048", "5000"], "--eval-at-steps"),
     (["--env", "CartPole-v1", "--total-timesteps", "100"], "smaller than one batch"),
     (["--checkpoint", "no/such/model.pt"], "does not exist"),
