@@ -595,7 +595,8 @@ def main(args: Args) -> dict:
             if global_step % 1000 == 0:
                 writer.add_scalar("losses/q_loss", q_loss.item(), global_step)
                 # |y − Q|: grows without bound when the backup diverges (α too small for the reward scale, or lr)
-                writer.add_scalar("losses/td_error", float((targets - q_pred).detach().abs().mean()), global_step)
+                td_error = float((targets - q_pred).detach().abs().mean())
+                writer.add_scalar("losses/td_error", td_error, global_step)
                 writer.add_scalar("losses/soft_value", float(next_v.mean()), global_step)
                 if discrete:
                     with torch.no_grad():
@@ -609,7 +610,7 @@ def main(args: Args) -> dict:
                 recent = train_returns[-10:]
                 print(f"step {global_step:>9,}  return(last {len(recent)}) "
                       f"{np.mean(recent) if recent else float('nan'):9.1f}  TD error "
-                      f"{float((targets - q_pred).detach().abs().mean()):7.3f}  SPS {sps:,}", flush=True)
+                      f"{td_error:7.3f}  SPS {sps:,}", flush=True)
     env.close()
     train_time = time.time() - start_time
     nets = {"q_net": q_net.state_dict()} | ({} if sampler is None else {"sampler": sampler.state_dict()})
