@@ -1,0 +1,685 @@
+"""MPPI: model-predictive control as Monte-Carlo posterior inference, with the true simulator or a learned model.
+
+Papers: Williams, Aldrich, Theodorou, "Model Predictive Path Integral Control: From Theory to Parallel Computation"
+(J. Guidance, Control, and Dynamics 2017); Williams et al., "Information Theoretic MPC for Model-Based Reinforcement
+Learning" (ICRA 2017), Algorithm 2; the learned ensemble follows Chua et al., "Deep Reinforcement Learning in a Handful
+of Trials using Probabilistic Dynamics Models" (PETS, NeurIPS 2018). Lecture notes: ../shared/seeds 001 ("Model Learning
+via Maximum Likelihood", "Equivalence between posterior inference and MPPI").
+
+With optimality variables p(O_t | s_t, a_t) = exp(r(s_t, a_t)), the best next action is a posterior (notes 001):
+    p̂(a_t | s_t, O_{t:T} = 1) ∝ E_{a ~ p(a|s), s' ~ p̂(s'|s, a)} [ exp( Σ_t r(s_t, a_t) ) ]
+"Taking a bunch of samples through the model, choose actions proportional to exp(sum of rewards)", and "keep repeating
+with the updated action prior". MPPI is exactly that: the action prior is a Gaussian around the current plan U; K
+sampled action sequences are rolled through the model p̂; each is weighted by exp(R/λ), λ a temperature (the notes use
+λ = 1); the new plan is the weighted average. Only its first action is executed, then the plan shifts by one step and
+is reused as the next prior (warm start), and everything repeats at the next state.
+
+Pseudocode (the step tags appear in the control loop below):
+    U = (u_0, ..., u_{H−1}) = 0                                      the plan, the mean of the action prior
+    every control step, at state s:
+        [S1] (learned model) every --refit-every steps: fit p̂ by maximum likelihood on all transitions so far
+        repeat --iterations times:
+            [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I), k = 1..K;  R^k = Σ_t r(s_t^k, V_t^k) along s_{t+1}^k ~ p̂(·|s_t^k, V_t^k)
+            [S3] w^k = exp(R^k/λ) / Σ_j exp(R^j/λ);  U ← Σ_k w^k V^k
+        [S4] execute u_0; U ← (u_1, ..., u_{H−1}, u_{H−1}); log ESS = 1/Σ_k (w^k)², planning time, model error
+
+Two models (--model):
+  true:    the simulator itself. Pendulum-v1: its equations of motion, written out below and vectorised over the K
+           samples in numpy (checked against env.step to 1e-12). MuJoCo envs: the env's physics state is copied
+           (mj_getState) and the K sequences are rolled out with mujoco.rollout on --rollout-threads threads; one
+           gymnasium step is the same action repeated frame_skip times, bit for bit (tests/test_mppi_math.py). MuJoCo
+           returns states, not rewards, so each env's reward is recomputed from them (planning_reward_* below).
+  learned: an ensemble of E networks, each a Gaussian p̂(Δs, r | s, a), fitted by maximum likelihood to the
+           transitions collected so far (random actions first, then MPPI on the model itself), refitted as data
+           grows; the K samples are split among the members (PETS's "TS1" without re-drawing), on the GPU when there is one.
+
+Run:
+    python mppi.py                                        # Pendulum-v1, true model: swing-up, 10 episodes
+    python mppi.py --env InvertedPendulum-v4              # MuJoCo, mujoco.rollout
+    python mppi.py --model learned                        # Pendulum-v1 from collected data, no simulator in the planner
+What a working run reaches (README "Results" gives the command behind each number): Pendulum-v1, true model, defaults
+(K = 100, H = 15): about −140 per episode, under 1 ms per control step; InvertedPendulum-v4 balanced for 1000 steps.
+
+Deviations from the papers:
+  - SIMPLIFICATION: the weights use the return alone, exp(R/λ); the information-theoretic derivation adds a
+    control-cost term λ·Σ_t u_tᵀΣ⁻¹ε_t to R (Williams et al. 2017, eq. 33), which vanishes as the noise is small
+    against the plan's changes and which the notes leave out.
+  - DEVIATION: the noise is clipped with the actions to the action bounds (the executed sequence is the clipped one,
+    so the average is over what the model actually ran).
+"""
+
+# ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import gymnasium as gym
+import mujoco
+import mujoco.rollout
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
+@dataclass
+class Args:
+    # --- common to every script (CONTRIBUTING.md); with --model true nothing is trained: the budget is the episodes ---
+    env: str = "Pendulum-v1"
+    """gymnasium environment id: Pendulum-v1, InvertedPendulum-v4, Hopper-v4 (true model), or any Box env (learned)"""
+    model: Literal["true", "learned"] = "true"
+    """the model MPPI plans with: the simulator itself, or an ensemble fitted to collected transitions"""
+    exp_name: str = "mppi"
+    """name of this experiment; part of the run directory name"""
+    seed: int = 1
+    """seed of python, numpy, torch, the environments and the planner's noise"""
+    total_timesteps: int = 2_000
+    """--model learned: environment steps of data collection before the final evaluation (ignored by --model true)"""
+    cuda: bool = True
+    """plan with the learned model on the GPU when one is available (the true models run on the CPU)"""
+    torch_deterministic: bool = True
+    """make cuDNN deterministic"""
+    torch_threads: int = 1
+    """CPU threads for torch; 1 is fastest for small MLPs"""
+    capture_video: bool = False
+    """record the evaluation episodes to <run dir>/videos (needs moviepy)"""
+    save_model: bool = True
+    """write <run dir>/model.pt (the planner's settings and, with --model learned, the ensemble)"""
+    runs_dir: str = "runs"
+    """parent folder of the run directories"""
+    eval_episodes: int = 10
+    """episodes controlled by the planner at the end (with --model true, the whole run)"""
+    eval_seed: int = 10_000
+    """evaluation episode i is reset with seed eval_seed + i"""
+    checkpoint: Optional[str] = None
+    """skip data collection: load this model.pt written by mppi.py and evaluate the planner it holds"""
+
+    # --- MPPI ---
+    num_samples: int = 100
+    """K: sampled action sequences per iteration"""
+    horizon: int = 15
+    """H: steps of each sampled sequence (the plan's length)"""
+    temperature: float = 1.0
+    """λ: weights exp(R/λ); λ → 0 keeps only the best sample, λ → ∞ averages all (the notes: λ = 1)"""
+    noise_std: float = 1.0
+    """σ of the action prior N(U, σ²I), as a fraction of half the action range ((high − low)/2)"""
+    iterations: int = 1
+    """sample-and-average rounds per control step, each around the plan the last one made"""
+    rollout_threads: int = 1
+    """threads of mujoco.rollout (true model, MuJoCo envs); the machine's cores for speed"""
+
+    # --- learned model (PETS-style ensemble) ---
+    ensemble_size: int = 5
+    """E: networks in the ensemble (Chua et al. 2018: 5)"""
+    model_hidden_size: int = 200
+    """units in each of the model networks' three hidden (SiLU) layers (Chua et al. 2018: 200, 3 or 4 layers)"""
+    model_learning_rate: float = 1e-3
+    """Adam step size of the model"""
+    model_epochs: int = 25
+    """passes over the data at each refit"""
+    model_batch_size: int = 256
+    """transitions per minibatch"""
+    random_steps: int = 200
+    """the first environment steps take uniformly random actions (the model knows nothing yet)"""
+    refit_every: int = 200
+    """environment steps between refits of the model on all data so far"""
+    holdout_fraction: float = 0.1
+    """fraction of transitions held out of fitting to report the model's one-step error"""
+
+
+# ── Environment ────────────────────────────────────────────────────────────────────────────────────
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    rules = [
+        (args.num_samples >= 1 and args.horizon >= 1 and args.iterations >= 1,
+         "--num-samples, --horizon and --iterations must be at least 1"),
+        (args.temperature > 0, "--temperature must be positive (λ → 0 is argmax: take a small one, e.g. 1e-3)"),
+        (args.noise_std > 0, "--noise-std must be positive"),
+        (args.rollout_threads >= 1 and args.torch_threads >= 1, "--rollout-threads and --torch-threads must be at least 1"),
+        (args.eval_episodes >= 1 or args.model == "learned", "--eval-episodes must be at least 1 with --model true (they are the run)"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (args.ensemble_size >= 1 and args.model_hidden_size >= 1, "--ensemble-size and --model-hidden-size must be at least 1"),
+        (args.model_learning_rate > 0 and args.model_epochs >= 1 and args.model_batch_size >= 1,
+         "--model-learning-rate must be positive, --model-epochs and --model-batch-size at least 1"),
+        (args.refit_every >= 1 and args.random_steps >= 1, "--refit-every and --random-steps must be at least 1"),
+        (args.model == "true" or args.checkpoint is not None or args.total_timesteps >= args.random_steps,
+         f"--total-timesteps ({args.total_timesteps}) must cover the --random-steps ({args.random_steps}) the model is first fitted on"),
+        (0 < args.holdout_fraction < 1, "--holdout-fraction must be in (0, 1)"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+
+# ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+class Ensemble(nn.Module):
+    """E Gaussian networks p̂_e(Δs, r | s, a) = N(μ_e, diag σ_e²), evaluated together as batched matrix products.
+
+    Input: (s normalised, a scaled to [−1, 1]); output per member: mean and log-variance of y = (Δs normalised, r
+    normalised), (E, B, D_y) each. Weights are (E, in, out) tensors so that one torch.baddbmm runs all E members.
+    """
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int, hidden: int):
+        super().__init__()
+        sizes = [in_dim, hidden, hidden, hidden, 2 * out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            w = torch.empty(num_members, fan_in, fan_out)
+            for e in range(num_members):
+                nn.init.xavier_uniform_(w[e].T)  # (out, in) view, the layout nn.Linear initialises
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(num_members, 1, fan_out)))
+        # TRICK (Chua et al. 2018, appendix A.1): soft bounds on the log-variance, learned, so that σ² neither
+        # collapses to 0 on the training data nor explodes off it.
+        self.max_logvar = nn.Parameter(torch.full((1, 1, out_dim), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((1, 1, out_dim), -10.0))
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """x (E, B, in) -> (μ (E, B, out), log σ² (E, B, out))"""
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)  # b + x @ w, per member
+            if i < len(self.weights) - 1:
+                x = nn.functional.silu(x)
+        mean, logvar = x.chunk(2, dim=-1)
+        logvar = self.max_logvar - nn.functional.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + nn.functional.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+
+# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# Notation (K samples, H steps, A action dims, S state dims, E ensemble members):
+#   code      symbol                                  shape
+#   plan      U = (u_0, ..., u_{H−1}), the prior's mean     (H, A)
+#   eps       ε^k ~ N(0, σ²I)                          (K, H, A)
+#   actions   V^k = clip(U + ε^k)                      (K, H, A)
+#   returns   R^k = Σ_t r(s_t^k, V_t^k)                (K,)
+#   weights   w^k = softmax(R/λ)^k                     (K,)
+#   ess       1 / Σ_k (w^k)²  ∈ [1, K]                 scalar
+def mppi_weights(returns: np.ndarray, temperature: float) -> np.ndarray:
+    """w^k = exp(R^k/λ) / Σ_j exp(R^j/λ): (K,) -> (K,), the Monte-Carlo posterior of notes 001 with temperature λ.
+
+    GOTCHA: exp(R/λ) overflows (or underflows to 0/0) as soon as |R|/λ passes ~700: a Pendulum return of −1,000 at
+    λ = 1 gives exp(−1000) = 0 for every sample. Subtract the max first: w = exp((R − max R)/λ) / Σ exp((R − max R)/λ),
+    the same numbers, and the best sample always gets exp(0) = 1 before normalising.
+    """
+    z = (returns - returns.max()) / temperature
+    w = np.exp(z)
+    return w / w.sum()
+
+
+def effective_sample_size(weights: np.ndarray) -> float:
+    """ESS = 1 / Σ_k (w^k)² (Kish): K for equal weights, 1 when one sample takes all. Near 1: λ is too small (the plan
+    follows one lucky sample); near K: λ too large (the plan barely moves from the prior's mean)."""
+    return float(1.0 / np.square(weights).sum())
+
+
+def mppi_update(actions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """U ← Σ_k w^k V^k: (K, H, A), (K,) -> (H, A), the posterior mean of the action sequence."""
+    assert actions.shape[0] == weights.shape[0]
+    return np.tensordot(weights, actions, axes=1)
+
+
+def shift_plan(plan: np.ndarray) -> np.ndarray:
+    """(u_0, ..., u_{H−1}) -> (u_1, ..., u_{H−1}, u_{H−1}): the warm start; the executed u_0 leaves, the last repeats."""
+    return np.concatenate([plan[1:], plan[-1:]], axis=0)
+
+
+def angle_normalize(x: np.ndarray) -> np.ndarray:
+    """θ wrapped to [−π, π), as gymnasium's Pendulum does."""
+    return ((x + np.pi) % (2 * np.pi)) - np.pi
+
+
+def pendulum_rollout_returns(theta: float, theta_dot: float, actions: np.ndarray, g: float, m: float, l: float,
+                             dt: float, max_speed: float, max_torque: float) -> np.ndarray:
+    """Pendulum-v1's own equations (gymnasium classic_control/pendulum.py), vectorised over K sequences:
+    (θ, θ̇) and actions (K, H, 1) -> returns (K,).
+
+        r_t = −(θ_t² + 0.1·θ̇_t² + 0.001·u_t²)                       (θ wrapped to [−π, π))
+        θ̇_{t+1} = clip(θ̇_t + (3g/(2l)·sin θ_t + 3/(m l²)·u_t)·dt, −max_speed, max_speed)
+        θ_{t+1} = θ_t + θ̇_{t+1}·dt
+    """
+    num = actions.shape[0]
+    th, thdot, total = np.full(num, theta), np.full(num, theta_dot), np.zeros(num)  # (K,) each
+    for t in range(actions.shape[1]):
+        u = np.clip(actions[:, t, 0], -max_torque, max_torque)
+        total -= angle_normalize(th) ** 2 + 0.1 * thdot ** 2 + 0.001 * u ** 2
+        thdot = np.clip(thdot + (3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l ** 2) * u) * dt, -max_speed, max_speed)
+        th = th + thdot * dt
+    return total
+
+
+def planning_reward_inverted_pendulum(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray) -> tuple:
+    """InvertedPendulum-v4, from states after each step: qpos, qvel (K, H, 2), actions (K, H, 1) -> (rewards, alive),
+    both (K, H).
+
+    The env pays 1 per step while |θ| ≤ 0.2 (qpos[1], the pole's angle). A planner needs more than that: every
+    sequence that keeps the pole up for H steps scores the same, so the weights are flat and the plan drifts. The
+    planning reward is 1 − (θ/0.2)² − 0.01·x² (x = qpos[0], the cart on its rail of ±1): the same optimum, with a
+    slope towards it. A sequence stops collecting reward at the step its pole falls.
+    """
+    theta, x = qpos[..., 1], qpos[..., 0]
+    alive = np.cumprod(np.abs(theta) <= 0.2, axis=1)  # 1 until the first fall, then 0
+    return 1.0 - (theta / 0.2) ** 2 - x ** 2, alive
+
+
+def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, x_before: np.ndarray,
+                           dt: float) -> tuple:
+    """Hopper-v4's own reward, from states after each step: qpos, qvel (K, H, 6), actions (K, H, 3), x_before (K, H)
+    the x position before each step -> (rewards, alive), both (K, H).
+
+        r_t = 1 (healthy) + (x_{t+1} − x_t)/dt − 0.001·‖a_t‖²,  alive while z > 0.7, |angle| < 0.2, |state| < 100
+    """
+    z, angle = qpos[..., 1], qpos[..., 2]
+    state = np.concatenate([qpos[..., 2:], qvel], axis=-1)
+    healthy = (z > 0.7) & (np.abs(angle) < 0.2) & np.all(np.abs(state) < 100, axis=-1)
+    alive = np.cumprod(healthy, axis=1)
+    return 1.0 + (qpos[..., 0] - x_before) / dt - 1e-3 * np.square(actions).sum(-1), alive
+
+
+def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """−log N(y; μ, diag σ²) up to the constant ½·D·log 2π, averaged over members and batch: (E, B, D) -> scalar.
+
+    The notes' model learning: max E_p[log p̂(s_{t+1}|s_t, a_t) + log p̂(O_t|s_t, a_t)], supervised learning of the
+    dynamics and the reward, here with one Gaussian over y = (Δs, r).
+        −log N = ½ Σ_d [ (y_d − μ_d)²/σ_d² + log σ_d² ]
+    """
+    assert mean.shape == logvar.shape == target.shape
+    return 0.5 * ((target - mean).pow(2) * torch.exp(-logvar) + logvar).sum(-1).mean()
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def true_model(env: gym.Env, env_id: str, threads: int):
+    """The simulator as MPPI's model: returns a function (actions (K, H, A)) -> returns (K,) from the env's current
+    state, or raises UserError for an env whose reward this file does not recompute."""
+    inner = env.unwrapped
+    if env_id.startswith("Pendulum-"):
+        def pendulum_returns(actions: np.ndarray) -> np.ndarray:
+            theta, theta_dot = inner.state  # the env's true state (θ, θ̇), not its observation (cos θ, sin θ, θ̇)
+            return pendulum_rollout_returns(theta, theta_dot, actions, inner.g, inner.m, inner.l, inner.dt,
+                                            inner.max_speed, inner.max_torque)
+        return pendulum_returns
+    rewards = {"InvertedPendulum": "inverted_pendulum", "Hopper": "hopper"}
+    name = env_id.split("-")[0]
+    if name not in rewards or not hasattr(inner, "model"):
+        raise UserError(f"--model true knows the simulator of Pendulum-v1, InvertedPendulum-v4 and Hopper-v4, not "
+                        f"{env_id} (its reward would have to be recomputed from states); use --model learned")
+    model, data, frame_skip = inner.model, inner.data, inner.frame_skip
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.zeros(mujoco.mj_stateSize(model, spec))  # (1 + nq + nv + ...): time, qpos, qvel, act, ...
+    datas = [mujoco.MjData(model) for _ in range(threads)]  # one MjData per thread of mujoco.rollout
+    nq, nv = model.nq, model.nv
+
+    def mujoco_returns(actions: np.ndarray) -> np.ndarray:
+        mujoco.mj_getState(model, data, state, spec)  # a copy of the env's physics state, s_t
+        # GOTCHA: a gymnasium step is frame_skip physics steps with the same control; MuJoCo's rollout takes one
+        # control per physics step, so each action is repeated frame_skip times.
+        controls = np.repeat(actions, frame_skip, axis=1)  # (K, H·frame_skip, A)
+        states, _ = mujoco.rollout.rollout(model, datas, state[None], controls)  # (K, H·frame_skip, nstate)
+        after = states[:, frame_skip - 1::frame_skip]  # the state after each env step, (K, H, nstate)
+        qpos, qvel = after[..., 1:1 + nq], after[..., 1 + nq:1 + nq + nv]
+        if name == "InvertedPendulum":
+            r, alive = planning_reward_inverted_pendulum(qpos, qvel, actions)
+        else:
+            x_before = np.concatenate([np.full((len(actions), 1), data.qpos[0]), qpos[:, :-1, 0]], axis=1)  # (K, H)
+            r, alive = planning_reward_hopper(qpos, qvel, actions, x_before, inner.dt)
+        # R^k = Σ_t r_t·alive_t: a sequence collects nothing after the step where its episode would have ended
+        return (r * alive).sum(axis=1)
+    return mujoco_returns
+
+
+def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.ndarray, low: np.ndarray,
+              high: np.ndarray, num_samples: int, iterations: int, temperature: float) -> tuple:
+    """[S2]–[S3] of the docstring at the current state: the updated plan U (H, A), and the last round's weights (K,)."""
+    for _ in range(iterations):
+        # [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I): K sequences drawn from the action prior around the plan
+        eps = rng.standard_normal((num_samples, *plan.shape)) * sigma  # (K, H, A)
+        actions = np.clip(plan + eps, low, high)  # (K, H, A)
+        returns = returns_fn(actions)  # R^k through the model, (K,)
+        # [S3] the Monte-Carlo posterior: w^k ∝ exp(R^k/λ), and the plan moves to the weighted average
+        weights = mppi_weights(returns, temperature)
+        plan = mppi_update(actions, weights)
+    return plan, weights
+
+
+def main(args: Args) -> dict:
+    """Plan (and with --model learned, collect data and fit the model first), evaluate, save; returns the summary."""
+    check_args(args)
+    try:
+        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before anything runs
+    except OSError as err:
+        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    if args.capture_video and "DISPLAY" not in os.environ:
+        # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    env = make_env(args.env, render_mode="rgb_array" if args.capture_video else None)
+    obs_dim, act_dim, _ = check_spaces(env, args.env, discrete_ok=False)
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    ckpt = load_checkpoint(args.checkpoint, args) if args.checkpoint is not None else None  # may set K, H, λ, σ, ...
+    if args.model == "learned" and args.num_samples % args.ensemble_size:
+        raise UserError(f"--num-samples ({args.num_samples}) must be a multiple of --ensemble-size "
+                        f"({args.ensemble_size}): each member rolls out an equal share")
+    returns_of_true = true_model(env, args.env, args.rollout_threads) if args.model == "true" else None
+    sigma = args.noise_std * (high - low) / 2  # σ per action dimension, (A,)
+
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    writer = SummaryWriter(run_dir)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    rng = np.random.default_rng(args.seed)  # the planner's noise
+    start_time, global_step, train_returns, extra = time.time(), 0, [], {}
+    ensemble, stats = None, None
+
+    if args.model == "learned":
+        ensemble = Ensemble(args.ensemble_size, obs_dim + act_dim, obs_dim + 1, args.model_hidden_size).to(device)
+        if ckpt is not None:
+            ensemble.load_state_dict(ckpt["ensemble"])
+            stats = {k: torch.as_tensor(v, device=device) for k, v in ckpt["stats"].items()}
+        else:
+            optimizer = torch.optim.Adam(ensemble.parameters(), lr=args.model_learning_rate)
+            model_rng = torch.Generator(device=device).manual_seed(args.seed)
+            data = {k: np.zeros((args.total_timesteps, d), np.float64)
+                    for k, d in (("obs", obs_dim), ("act", act_dim), ("rew", 1), ("next_obs", obs_dim))}
+            obs, _ = env.reset(seed=args.seed)
+            plan, ep_return, ep_length = np.zeros((args.horizon, act_dim)), 0.0, 0
+            for global_step in range(1, args.total_timesteps + 1):
+                if global_step <= args.random_steps:
+                    action = rng.uniform(low, high)  # the model knows nothing yet
+                else:
+                    returns_fn = learned_model(ensemble, stats, obs, args, low, high, model_rng, device)
+                    plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples,
+                                              args.iterations, args.temperature)
+                    action = plan[0]
+                    plan = shift_plan(plan)  # [S4] warm start
+                next_obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
+                i = global_step - 1
+                data["obs"][i], data["act"][i], data["rew"][i], data["next_obs"][i] = obs, action, reward, next_obs
+                obs, ep_return, ep_length = next_obs, ep_return + float(reward), ep_length + 1
+                if terminated or truncated:
+                    train_returns.append(ep_return)
+                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                    print(f"step {global_step:>7,}  episode return {ep_return:9.1f}", flush=True)
+                    obs, _ = env.reset()
+                    plan, ep_return, ep_length = np.zeros((args.horizon, act_dim)), 0.0, 0
+                # [S1] refit p̂ on every transition so far: after the random steps, then every --refit-every steps
+                if global_step >= args.random_steps and (global_step - args.random_steps) % args.refit_every == 0:
+                    n = global_step
+                    stats, holdout_mse = fit_model(ensemble, optimizer, {k: v[:n] for k, v in data.items()}, args,
+                                                   low, high, model_rng, device)
+                    writer.add_scalar("losses/model_holdout_mse", holdout_mse, global_step)
+                    extra["model_holdout_mse"] = holdout_mse
+            extra["transitions"] = args.total_timesteps
+
+    # The evaluation: eval_episodes episodes, each action planned by MPPI on the model from the true current state.
+    eval_returns, plan_times, ess_values = [], [], []
+    if args.capture_video:
+        env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"), episode_trigger=lambda i: True,
+                                       disable_logger=True)
+    model_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
+    for i in range(args.eval_episodes):
+        obs, _ = env.reset(seed=args.eval_seed + i)
+        plan, total, done = np.zeros((args.horizon, act_dim)), 0.0, False  # U = 0
+        while not done:
+            t0 = time.perf_counter()
+            returns_fn = (returns_of_true if args.model == "true"
+                          else learned_model(ensemble, stats, obs, args, low, high, model_rng, device))
+            plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples, args.iterations,
+                                      args.temperature)
+            action = plan[0]
+            # [S4] execute u_0; the rest of the plan, shifted, is the next step's prior
+            plan = shift_plan(plan)
+            plan_times.append(time.perf_counter() - t0)
+            ess_values.append(effective_sample_size(weights))
+            obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
+            total, done = total + float(reward), terminated or truncated
+        eval_returns.append(total)
+        print(f"evaluation episode {i + 1}/{args.eval_episodes}: return {total:.1f}, "
+              f"{1000 * np.median(plan_times):.2f} ms per control step so far", flush=True)
+    env.close()
+    if plan_times:
+        # Diagnostics: planning time per control step, and the ESS of the weights (near 1: λ too small)
+        extra.update(plan_ms_mean=1000 * float(np.mean(plan_times)), plan_ms_median=1000 * float(np.median(plan_times)),
+                     ess_mean=float(np.mean(ess_values)))
+        writer.add_scalar("charts/plan_ms", extra["plan_ms_mean"], global_step)
+        writer.add_scalar("losses/ess", extra["ess_mean"], global_step)
+    train_time = time.time() - start_time
+    summary = finish(args, run_dir, writer, np.asarray(eval_returns), ensemble, stats, global_step, train_time,
+                     train_returns, extra)
+    writer.close()
+    return summary
+
+
+def scale_actions(actions, low, high):
+    """a -> 2·(a − low)/(high − low) − 1 ∈ [−1, 1] (numpy or torch)."""
+    return 2 * (actions - low) / (high - low) - 1
+
+
+def fit_model(ensemble: Ensemble, optimizer, data: dict, args: Args, low, high, generator, device) -> tuple:
+    """[S1] maximum likelihood: fit every member to y = (Δs, r) given (s, a) on a bootstrap of the training
+    transitions; returns the normalisation statistics and the one-step error on held-out transitions."""
+    n = len(data["obs"])
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))  # the same split for the same data
+    num_holdout = max(1, int(args.holdout_fraction * n))
+    holdout, train = perm[:num_holdout].numpy(), perm[num_holdout:].numpy()
+    x_obs, x_act = data["obs"], scale_actions(data["act"], low, high)
+    y = np.concatenate([data["next_obs"] - data["obs"], data["rew"]], axis=1)  # (n, S + 1): Δs and r
+    # statistics of the training transitions: inputs and targets are standardised (GOTCHA: Pendulum's θ̇ is ±8 while
+    # cos θ is ±1, and a reward of −16 next to Δs of 0.01 would dominate an unscaled loss)
+    stats = {"obs_mean": x_obs[train].mean(0), "obs_std": x_obs[train].std(0) + 1e-6,
+             "y_mean": y[train].mean(0), "y_std": y[train].std(0) + 1e-6}
+    stats = {k: torch.as_tensor(v, dtype=torch.float32, device=device) for k, v in stats.items()}
+    to = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+    x = torch.cat([(to(x_obs) - stats["obs_mean"]) / stats["obs_std"], to(x_act)], dim=1)  # (n, S + A)
+    y = (to(y) - stats["y_mean"]) / stats["y_std"]  # (n, S + 1)
+    train_t = torch.as_tensor(train, device=device)
+    num_members, batch = args.ensemble_size, args.model_batch_size
+    for _ in range(args.model_epochs):
+        # TRICK (Chua et al. 2018): each member sees its own bootstrap resample, so the members disagree where data
+        # are thin; drawn afresh every epoch here (SIMPLIFICATION of one fixed bootstrap per member).
+        boot = train_t[torch.randint(len(train), (num_members, len(train)), generator=generator, device=device)]
+        for start in range(0, len(train), batch):
+            idx = boot[:, start:start + batch]  # (E, B)
+            mean, logvar = ensemble(x[idx])
+            loss = gaussian_nll(mean, logvar, y[idx])
+            # TRICK (Chua et al. 2018): a small pull on the log-variance bounds keeps them tight
+            loss = loss + 0.01 * (ensemble.max_logvar.sum() - ensemble.min_logvar.sum())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        mean, _ = ensemble(x[holdout][None].expand(num_members, -1, -1))
+        holdout_mse = float((mean.mean(0) - y[holdout]).pow(2).mean())  # in standardised units: 1 = no better than the mean
+    return stats, holdout_mse
+
+
+def learned_model(ensemble: Ensemble, stats: dict, obs: np.ndarray, args: Args, low, high, generator, device):
+    """The ensemble as MPPI's model from observation s: returns a function (actions (K, H, A)) -> returns (K,).
+
+    Sample k rolls through member k mod E, drawing s_{t+1} = s_t + Δs and r from that member's Gaussian at every step
+    (PETS's trajectory sampling: a sample keeps its member, so the spread of the K returns shows the model's
+    uncertainty as well as the action noise).
+    SIMPLIFICATION: the model has no notion of an episode's end; use it on tasks that do not terminate (Pendulum).
+    """
+    num_members = args.ensemble_size
+    low_t, high_t = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in (low, high))
+
+    def returns_fn(actions: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            k, horizon, _ = actions.shape
+            a = scale_actions(torch.as_tensor(actions, dtype=torch.float32, device=device), low_t, high_t)
+            a = a.reshape(k // num_members, num_members, horizon, -1).transpose(0, 1)  # (E, K/E, H, A), k -> k mod E
+            s = torch.as_tensor(obs, dtype=torch.float32, device=device).expand(num_members, k // num_members, -1)
+            total = torch.zeros(num_members, k // num_members, device=device)
+            for t in range(horizon):
+                x = torch.cat([(s - stats["obs_mean"]) / stats["obs_std"], a[:, :, t]], dim=-1)  # (E, K/E, S + A)
+                mean, logvar = ensemble(x)
+                y = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=device)
+                y = y * stats["y_std"] + stats["y_mean"]  # (E, K/E, S + 1): Δs and r in the env's units
+                s, total = s + y[..., :-1], total + y[..., -1]
+            return total.transpose(0, 1).reshape(k).cpu().numpy().astype(np.float64)
+    return returns_fn
+
+
+# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: seeding
+def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (environments are seeded at reset)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+# <<< shared: seeding
+
+
+# >>> shared: atomic writes
+def atomic_write_text(path: str, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+# <<< shared: atomic writes
+
+
+PLANNER_KEYS = ("model", "num_samples", "horizon", "temperature", "noise_std", "iterations", "ensemble_size",
+                "model_hidden_size")
+
+
+def load_checkpoint(path: str, args: Args) -> dict:
+    """Read a model.pt written by this script and take its planner settings (and model kind) into args."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        # (torch's message runs to several lines; its first says what failed)
+        raise UserError(f"cannot read checkpoint '{path}' as a model.pt written by mppi.py: "
+                        f"{str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("script") != "mppi.py":
+        raise UserError(f"'{path}' is not a model.pt written by mppi.py")
+    if ckpt["env"] != args.env:
+        raise UserError(f"checkpoint '{path}' was made on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
+    for key in PLANNER_KEYS:
+        setattr(args, key, ckpt["args"][key])
+    return ckpt
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, eval_returns: np.ndarray, ensemble: Optional[Ensemble],
+           stats: Optional[dict], global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
+    """model.pt (the planner's settings, and the fitted ensemble), summary.json."""
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "mppi.py", "env": args.env, "args": dataclasses.asdict(args),
+            "ensemble": None if ensemble is None else {k: v.detach().cpu().clone() for k, v in ensemble.state_dict().items()},
+            "stats": None if stats is None else {k: v.detach().cpu().clone() for k, v in stats.items()},
+        }, os.path.join(run_dir, "model.pt"))
+    summary = {
+        "script": "mppi.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # steps of data collected
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "model": args.model,
+    } | extra
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"planning: {summary['plan_ms_median']:.2f} ms per control step (median), ESS {summary['ess_mean']:.1f} "
+              f"of K = {args.num_samples}")
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main(tyro.cli(Args))
+    except UserError as err:
+        sys.exit(f"mppi.py: error: {err}")
