@@ -102,19 +102,19 @@ class Args:
     checkpoint: Optional[str] = None
     """skip data collection: load this model.pt written by mppi.py and evaluate the planner it holds"""
 
-    # --- MPPI ---
-    num_samples: int = 100
-    """K: sampled action sequences per iteration"""
-    horizon: int = 15
-    """H: steps of each sampled sequence (the plan's length)"""
-    temperature: float = 1.0
+    # --- MPPI (None: the env's setting in PRESETS below) ---
+    num_samples: Optional[int] = None
+    """K: sampled action sequences per iteration (Pendulum 100, InvertedPendulum 200, Hopper 100)"""
+    horizon: Optional[int] = None
+    """H: steps of each sampled sequence, the plan's length (Pendulum 15, InvertedPendulum 15, Hopper 30)"""
+    temperature: Optional[float] = None
     """λ: weights exp(R/λ); λ → 0 keeps only the best sample, λ → ∞ averages all (the notes: λ = 1)"""
-    noise_std: float = 1.0
+    noise_std: Optional[float] = None
     """σ of the action prior N(U, σ²I), as a fraction of half the action range ((high − low)/2)"""
     iterations: int = 1
     """sample-and-average rounds per control step, each around the plan the last one made"""
-    rollout_threads: int = 1
-    """threads of mujoco.rollout (true model, MuJoCo envs); the machine's cores for speed"""
+    rollout_threads: int = 0
+    """threads of mujoco.rollout (true model, MuJoCo envs); 0: one per CPU core"""
 
     # --- learned model (PETS-style ensemble) ---
     ensemble_size: int = 5
@@ -135,6 +135,22 @@ class Args:
     """fraction of transitions held out of fitting to report the model's one-step error"""
 
 
+# Per-env planner settings, used where the command line leaves K, H, λ or σ out (None). Each was chosen by the runs in
+# the README's MPPI table; an env not listed (--model learned on any Box env) gets Pendulum's.
+PRESETS = {
+    "Pendulum": dict(num_samples=100, horizon=15, temperature=1.0, noise_std=1.0),
+    "InvertedPendulum": dict(num_samples=200, horizon=15, temperature=1.0, noise_std=0.3),
+    "Hopper": dict(num_samples=100, horizon=30, temperature=1.0, noise_std=0.3),
+}
+
+
+def fill_presets(args: Args) -> None:
+    """Set every MPPI setting the user left out (None) to the env's preset."""
+    for key, value in PRESETS.get(args.env.split("-")[0], PRESETS["Pendulum"]).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 # ── Environment ────────────────────────────────────────────────────────────────────────────────────
 class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
@@ -143,11 +159,11 @@ class UserError(Exception):
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
     rules = [
-        (args.num_samples >= 1 and args.horizon >= 1 and args.iterations >= 1,
-         "--num-samples, --horizon and --iterations must be at least 1"),
+        (args.num_samples >= 2 and args.horizon >= 1 and args.iterations >= 1,
+         "--num-samples must be at least 2 (sample 0 is the plan itself), --horizon and --iterations at least 1"),
         (args.temperature > 0, "--temperature must be positive (λ → 0 is argmax: take a small one, e.g. 1e-3)"),
         (args.noise_std > 0, "--noise-std must be positive"),
-        (args.rollout_threads >= 1 and args.torch_threads >= 1, "--rollout-threads and --torch-threads must be at least 1"),
+        (args.rollout_threads >= 0 and args.torch_threads >= 1, "--rollout-threads must be >= 0, --torch-threads >= 1"),
         (args.eval_episodes >= 1 or args.model == "learned", "--eval-episodes must be at least 1 with --model true (they are the run)"),
         (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
         (args.ensemble_size >= 1 and args.model_hidden_size >= 1, "--ensemble-size and --model-hidden-size must be at least 1"),
@@ -318,12 +334,17 @@ def planning_reward_inverted_pendulum(qpos: np.ndarray, qvel: np.ndarray, action
 
     The env pays 1 per step while |θ| ≤ 0.2 (qpos[1], the pole's angle). A planner needs more than that: every
     sequence that keeps the pole up for H steps scores the same, so the weights are flat and the plan drifts. The
-    planning reward is 1 − (θ/0.2)² − 0.01·x² (x = qpos[0], the cart on its rail of ±1): the same optimum, with a
-    slope towards it. A sequence stops collecting reward at the step its pole falls.
+    planning reward adds a slope towards the same optimum:
+        r_t = 1 + (1 − min(c_t, 2)),   c_t = (θ/0.2)² + x² + ẋ² + 0.01·θ̇²      (x = qpos[0]: the cart, rail ±1)
+    GOTCHA: a step alive must never be worth less than a fall (0 from then on). With r = 1 − c, a sequence whose
+    cart is far out has r < 0 and the planner prefers to drop the pole: clipping c at 2 keeps r ≥ 0.
+    The ẋ² term matters: without it (0.1·ẋ²) the cart drifts in a growing oscillation and hits the end of its rail.
+    A sequence stops collecting reward at the step its pole falls.
     """
     theta, x = qpos[..., 1], qpos[..., 0]
     alive = np.cumprod(np.abs(theta) <= 0.2, axis=1)  # 1 until the first fall, then 0
-    return 1.0 - (theta / 0.2) ** 2 - x ** 2, alive
+    cost = (theta / 0.2) ** 2 + x ** 2 + qvel[..., 0] ** 2 + 0.01 * qvel[..., 1] ** 2
+    return 2.0 - np.minimum(cost, 2.0), alive
 
 
 def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, x_before: np.ndarray,
@@ -370,7 +391,7 @@ def true_model(env: gym.Env, env_id: str, threads: int):
     model, data, frame_skip = inner.model, inner.data, inner.frame_skip
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state = np.zeros(mujoco.mj_stateSize(model, spec))  # (1 + nq + nv + ...): time, qpos, qvel, act, ...
-    datas = [mujoco.MjData(model) for _ in range(threads)]  # one MjData per thread of mujoco.rollout
+    datas = [mujoco.MjData(model) for _ in range(threads or os.cpu_count())]  # one MjData per thread of mujoco.rollout
     nq, nv = model.nq, model.nv
 
     def mujoco_returns(actions: np.ndarray) -> np.ndarray:
@@ -397,6 +418,10 @@ def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.
     for _ in range(iterations):
         # [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I): K sequences drawn from the action prior around the plan
         eps = rng.standard_normal((num_samples, *plan.shape)) * sigma  # (K, H, A)
+        # TRICK (ours, measured on InvertedPendulum): sample 0 is the plan itself, ε^0 = 0, so the weights can always
+        # keep what the last step planned. With few samples (K = 32) every noisy sequence may be worse than the
+        # warm-started plan, and the average of them then throws a good plan away.
+        eps[0] = 0.0
         actions = np.clip(plan + eps, low, high)  # (K, H, A)
         returns = returns_fn(actions)  # R^k through the model, (K,)
         # [S3] the Monte-Carlo posterior: w^k ∝ exp(R^k/λ), and the plan moves to the weighted average
@@ -407,6 +432,7 @@ def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.
 
 def main(args: Args) -> dict:
     """Plan (and with --model learned, collect data and fit the model first), evaluate, save; returns the summary."""
+    fill_presets(args)
     check_args(args)
     try:
         os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before anything runs
@@ -485,7 +511,8 @@ def main(args: Args) -> dict:
     if args.capture_video:
         env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"), episode_trigger=lambda i: True,
                                        disable_logger=True)
-    model_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
+    # fresh generators for the evaluation, so that --checkpoint replays exactly the episodes the run ended with
+    rng, model_rng = np.random.default_rng(args.seed + 1), torch.Generator(device=device).manual_seed(args.seed + 1)
     for i in range(args.eval_episodes):
         obs, _ = env.reset(seed=args.eval_seed + i)
         plan, total, done = np.zeros((args.horizon, act_dim)), 0.0, False  # U = 0
@@ -667,7 +694,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, eval_returns: np.nda
         "eval_returns": [float(r) for r in eval_returns],
         "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
         "checkpoint": args.checkpoint, "run_dir": run_dir,
-        "model": args.model,
+        "model": args.model, "num_samples": args.num_samples, "horizon": args.horizon,
+        "temperature": args.temperature, "noise_std": args.noise_std,
     } | extra
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
     if len(eval_returns):

@@ -1,0 +1,73 @@
+"""MPPI with the true simulator and with a learned model: return and planning time per control step, 3 seeds, as one
+command.
+
+    python benchmark/mppi.py                    # every row not yet in benchmark/results
+    python benchmark/mppi.py --rows pendulum    # some rows only (pendulum, learned, inverted_pendulum, hopper)
+    python benchmark/mppi.py --table-only       # reprint the README table from the results files
+
+Each row is one benchmark/run.py call of mppi.py with its per-env defaults (mppi.py's PRESETS) and one rollout
+thread, so that the planning time is per CPU core. Results go to benchmark/results/mppi_<row>.json; a row whose
+results file exists is skipped, and a finished seed of an unfinished row is reused. The learned rows differ only in
+--total-timesteps, the environment steps of data collected (200 random, then MPPI on the model) before the evaluation.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LEARNED_STEPS = (400, 800, 1_200, 2_000)
+# row name -> (env, extra arguments, the issue's target)
+ROWS = {
+    "pendulum_true": ("Pendulum-v1", ["--eval-episodes", "10"], "≥ −300 at ≤ 1 ms per step"),
+    **{f"pendulum_learned_{n}": ("Pendulum-v1", ["--model", "learned", "--total-timesteps", str(n),
+                                                 "--eval-episodes", "10"], "fewest steps to swing up and hold")
+       for n in LEARNED_STEPS},
+    "invertedpendulum_true": ("InvertedPendulum-v4", ["--eval-episodes", "3"], "1000 at ≤ 10 ms per step"),
+    "hopper_true": ("Hopper-v4", ["--eval-episodes", "1"], "≥ 2,000"),
+}
+GROUPS = {"pendulum": ["pendulum_true"], "learned": [f"pendulum_learned_{n}" for n in LEARNED_STEPS],
+          "inverted_pendulum": ["invertedpendulum_true"], "hopper": ["hopper_true"]}
+
+
+def results_path(row: str) -> str:
+    return os.path.join(ROOT, "benchmark", "results", f"mppi_{row}.json")
+
+
+def mean_std(values: list, digits: int = 0) -> str:
+    m = sum(values) / len(values)
+    return f"{m:,.{digits}f} ± {(sum((v - m) ** 2 for v in values) / len(values)) ** 0.5:,.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    parser.add_argument("--table-only", action="store_true")
+    opts = parser.parse_args()
+    if not opts.table_only:
+        for group in opts.rows:
+            for row in GROUPS[group]:
+                if os.path.exists(results_path(row)):
+                    continue
+                env, extra, _ = ROWS[row]
+                subprocess.run([sys.executable, "benchmark/run.py", "--name", f"mppi_{row}", "--script", "mppi.py",
+                                "--env", env, "--seeds", "1", "2", "3", "--jobs", "1", "--",
+                                "--rollout-threads", "1", *extra], cwd=ROOT, check=True)
+
+    print("| env | model | data (env steps) | return (mean ± std over 3 seeds) | episodes per seed | "
+          "ms per control step | ESS of K | target (issue) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row, (env, extra, target) in ROWS.items():
+        model = "learned" if "learned" in extra else "true"
+        if not os.path.exists(results_path(row)):
+            print(f"| {env} | {model} | | not run yet | | | | {target} |")
+            continue
+        runs = json.load(open(results_path(row)))["runs"]
+        print(f"| {env} | {model} | {runs[0]['env_steps']:,} | **{mean_std([r['eval_return_mean'] for r in runs])}** | "
+              f"{runs[0]['eval_episodes']} | {mean_std([r['plan_ms_median'] for r in runs], 2)} | "
+              f"{mean_std([r['ess_mean'] for r in runs], 1)} of {runs[0]['num_samples']} (H = {runs[0]['horizon']}) | {target} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""mppi.py's equations against closed forms and the simulators themselves: the weights are softmax(R/λ) and pick the
+best sample as λ → 0; the update on a 1-D quadratic matches the Gaussian posterior in closed form; the Pendulum and
+MuJoCo true models return what env.step does; the learned model's likelihood and batched ensemble."""
+import math
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+import mppi
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def test_weights_are_softmax_of_returns_over_temperature():
+    returns = np.array([-3.0, 0.5, 2.0, -10.0, 1.9])
+    for lam in (0.1, 1.0, 7.0):
+        w = mppi.mppi_weights(returns, lam)
+        expected = torch.softmax(torch.as_tensor(returns) / lam, dim=0).numpy()
+        assert w == pytest.approx(expected, rel=1e-12)
+        by_hand = np.array([math.exp(r / lam) for r in returns])
+        assert w == pytest.approx(by_hand / by_hand.sum(), rel=1e-12)
+
+
+def test_weights_stay_finite_where_exp_would_overflow_or_vanish():
+    # exp(−1000) is 0 and exp(1000) is inf in float64: the max-subtracted form gives the same softmax
+    w = mppi.mppi_weights(np.array([-1000.0, -1001.0, -1003.0]), 1.0)
+    e = np.exp([0.0, -1.0, -3.0])
+    assert np.all(np.isfinite(w)) and w == pytest.approx(e / e.sum(), rel=1e-12)
+    assert np.all(np.isfinite(mppi.mppi_weights(np.array([1000.0, 900.0]), 0.01)))
+
+
+def test_small_temperature_selects_the_best_sample():
+    rng = np.random.default_rng(0)
+    actions = rng.standard_normal((50, 7, 2))  # (K, H, A)
+    returns = rng.standard_normal(50)
+    w = mppi.mppi_weights(returns, 1e-6)
+    best = int(np.argmax(returns))
+    assert w[best] == pytest.approx(1.0) and mppi.effective_sample_size(w) == pytest.approx(1.0)
+    assert mppi.mppi_update(actions, w) == pytest.approx(actions[best])
+    # and a large temperature averages them all: the plan is the plain mean, the ESS is K
+    w = mppi.mppi_weights(returns, 1e9)
+    assert mppi.mppi_update(actions, w) == pytest.approx(actions.mean(0))
+    assert mppi.effective_sample_size(w) == pytest.approx(50)
+
+
+def test_update_is_the_weighted_average_by_brute_force():
+    rng = np.random.default_rng(1)
+    actions, w = rng.standard_normal((6, 4, 3)), rng.dirichlet(np.ones(6))
+    brute = sum(w[k] * actions[k] for k in range(6))
+    assert mppi.mppi_update(actions, w) == pytest.approx(brute, rel=1e-12)
+
+
+def test_one_dimensional_quadratic_matches_the_closed_form_posterior():
+    """Prior v ~ N(u, σ²), return R(v) = −a(v − c)²: the posterior ∝ N(v; u, σ²)·exp(R(v)/λ) is Gaussian with
+    precision 1/σ² + 2a/λ and mean (u/σ² + 2ac/λ) / (1/σ² + 2a/λ); MPPI's weighted average estimates that mean."""
+    u, sigma, a, c, lam = 0.3, 0.8, 2.0, 1.5, 0.5
+    closed_form = (u / sigma ** 2 + 2 * a * c / lam) / (1 / sigma ** 2 + 2 * a / lam)
+    rng = np.random.default_rng(2)
+    plan, weights = mppi.mppi_plan(np.full((1, 1), u), lambda v: -a * (v[:, 0, 0] - c) ** 2, rng, np.array([sigma]),
+                                   np.array([-np.inf]), np.array([np.inf]), num_samples=400_000, iterations=1,
+                                   temperature=lam)
+    # the posterior's std is 1/sqrt(precision) ≈ 0.24; with ESS ≈ 0.3·K samples the estimate's std is ~5e-4
+    assert plan[0, 0] == pytest.approx(closed_form, abs=3e-3)
+    assert plan[0, 0] != pytest.approx(u, abs=0.1)  # it moved: the prior mean alone would fail
+    # iterating the update with the new plan as the prior moves to the maximiser c, a precision 2a/λ added each time
+    plan, _ = mppi.mppi_plan(np.full((1, 1), u), lambda v: -a * (v[:, 0, 0] - c) ** 2, rng, np.array([sigma]),
+                             np.array([-np.inf]), np.array([np.inf]), num_samples=400_000, iterations=3,
+                             temperature=lam)
+    mean = u
+    for _ in range(3):
+        mean = (mean / sigma ** 2 + 2 * a * c / lam) / (1 / sigma ** 2 + 2 * a / lam)
+    assert plan[0, 0] == pytest.approx(mean, abs=3e-3)
+
+
+def test_plan_shifts_by_one_and_repeats_the_last_action():
+    plan = np.arange(8.0).reshape(4, 2)
+    assert mppi.shift_plan(plan).tolist() == [[2, 3], [4, 5], [6, 7], [6, 7]]
+
+
+def test_pendulum_model_equals_env_step():
+    env = gym.make("Pendulum-v1")
+    env.reset(seed=3)
+    inner = env.unwrapped
+    rng = np.random.default_rng(3)
+    actions = rng.uniform(-2.5, 2.5, (5, 12, 1))  # beyond the torque limit too: the model clips as the env does
+    theta, theta_dot = inner.state
+    returns = mppi.pendulum_rollout_returns(theta, theta_dot, actions, inner.g, inner.m, inner.l, inner.dt,
+                                            inner.max_speed, inner.max_torque)
+    start = inner.state.copy()
+    for k in range(5):
+        inner.state = start.copy()
+        total = sum(env.step(actions[k, t].astype(np.float32))[1] for t in range(12))
+        # (env.step casts the action to float32; that is the only difference)
+        assert returns[k] == pytest.approx(total, rel=1e-5)
+    # the true model reads the env's own state: the same numbers through mppi.true_model
+    inner.state = start.copy()
+    assert mppi.true_model(env, "Pendulum-v1", 1)(actions) == pytest.approx(returns, rel=1e-12)
+
+
+def test_one_gymnasium_step_is_frame_skip_rollout_steps_bit_for_bit():
+    import mujoco.rollout
+    for env_id in ("InvertedPendulum-v4", "Hopper-v4"):
+        env = mppi.make_env(env_id)
+        env.reset(seed=4)
+        inner = env.unwrapped
+        model, data, fs = inner.model, inner.data, inner.frame_skip
+        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        state = np.zeros(mujoco.mj_stateSize(model, spec))
+        mujoco.mj_getState(model, data, state, spec)
+        actions = np.random.default_rng(4).uniform(-0.5, 0.5, (1, 6, model.nu)).astype(np.float32).astype(np.float64)
+        states, _ = mujoco.rollout.rollout(model, [mujoco.MjData(model)], state[None], np.repeat(actions, fs, axis=1))
+        after = states[0, fs - 1::fs]
+        for t in range(6):
+            obs = env.step(actions[0, t].astype(np.float32))[0]
+            qpos, qvel = after[t, 1:1 + model.nq], after[t, 1 + model.nq:1 + model.nq + model.nv]
+            assert np.array_equal(data.qpos, qpos) and np.array_equal(data.qvel, qvel)
+
+
+def test_hopper_planning_reward_is_the_env_reward():
+    """Hopper's planning reward is the env's own: the true model's return of a sequence equals the sum of env.step's
+    rewards while the hopper is healthy, and stops where the env terminates."""
+    env = mppi.make_env("Hopper-v4")
+    env.reset(seed=5)
+    returns_fn = mppi.true_model(env, "Hopper-v4", 1)
+    rng = np.random.default_rng(5)
+    actions = rng.uniform(-1, 1, (3, 40, 3)).astype(np.float32).astype(np.float64)
+    predicted = returns_fn(actions)
+    inner = env.unwrapped
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    start = np.zeros(mujoco.mj_stateSize(inner.model, spec))
+    mujoco.mj_getState(inner.model, inner.data, start, spec)
+    terminated_somewhere = False
+    for k in range(3):
+        mujoco.mj_setState(inner.model, inner.data, start, spec)
+        total = 0.0
+        for t in range(40):
+            _, reward, terminated, _, _ = env.step(actions[k, t].astype(np.float32))
+            if terminated:  # the env pays this step's reward, the planner's alive mask does not
+                terminated_somewhere = True
+                break
+            total += reward
+        assert predicted[k] == pytest.approx(total, rel=1e-9, abs=1e-9)
+    assert terminated_somewhere  # random actions for 40 steps make it fall: the mask was exercised
+
+
+def test_inverted_pendulum_planning_reward_stops_at_the_fall():
+    qpos, qvel = np.zeros((1, 5, 2)), np.zeros((1, 5, 2))
+    qpos[0, :, 1] = [0.0, 0.1, 0.19, 0.3, 0.0]  # the pole falls at step 3 (|θ| > 0.2) and a later 0 does not count
+    qpos[0, 2, 0], qvel[0, 2, 0] = 0.95, 2.0  # and at step 2 the cart is near the end of its rail, fast
+    r, alive = mppi.planning_reward_inverted_pendulum(qpos, qvel, np.zeros((1, 5, 1)))
+    assert alive.tolist() == [[1, 1, 1, 0, 0]]
+    # upright and centred pays the most (2), tilted less; a step alive is never worth less than a fall (0)
+    assert r[0, 0] == 2.0 and r[0, 0] > r[0, 1] > r[0, 2] >= 0
+    assert r[0, 1] == pytest.approx(2 - (0.1 / 0.2) ** 2)
+
+
+def test_gaussian_nll_against_torch_distributions():
+    torch.manual_seed(0)
+    mean, logvar, target = torch.randn(3, 5, 4), torch.randn(3, 5, 4), torch.randn(3, 5, 4)
+    normal = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    # −log N summed over the D dims, averaged over members and batch, minus the constant ½·D·log 2π
+    expected = -normal.log_prob(target).sum(-1).mean() - 0.5 * 4 * math.log(2 * math.pi)
+    assert float(mppi.gaussian_nll(mean, logvar, target)) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_ensemble_members_are_independent_networks():
+    torch.manual_seed(1)
+    ens = mppi.Ensemble(3, in_dim=4, out_dim=2, hidden=8)
+    x = torch.randn(3, 6, 4)
+    mean, logvar = ens(x)
+    for e in range(3):  # member e alone, written as a plain loop of matrix products
+        h = x[e]
+        for i, (w, b) in enumerate(zip(ens.weights, ens.biases)):
+            h = h @ w[e] + b[e]
+            h = torch.nn.functional.silu(h) if i < len(ens.weights) - 1 else h
+        torch.testing.assert_close(mean[e], h[:, :2], rtol=1e-10, atol=1e-12)
+    assert torch.all(logvar <= ens.max_logvar) and torch.all(logvar >= ens.min_logvar)
