@@ -19,13 +19,14 @@ Pseudocode (the step tags appear in the control loop below):
     every control step, at state s:
         [S1] (learned model) every --refit-every steps: fit p̂ by maximum likelihood on all transitions so far
         repeat --iterations times:
-            [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I), k = 1..K;  R^k = Σ_t r(s_t^k, V_t^k) along s_{t+1}^k ~ p̂(·|s_t^k, V_t^k)
+            [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I), k = 1..K−1, ε^0 = 0 (the plan itself);
+                 R^k = Σ_t r(s_t^k, V_t^k) along s_{t+1}^k ~ p̂(·|s_t^k, V_t^k)
             [S3] w^k = exp(R^k/λ) / Σ_j exp(R^j/λ);  U ← Σ_k w^k V^k
         [S4] execute u_0; U ← (u_1, ..., u_{H−1}, u_{H−1}); log ESS = 1/Σ_k (w^k)², planning time, model error
 
 Two models (--model):
   true:    the simulator itself. Pendulum-v1: its equations of motion, written out below and vectorised over the K
-           samples in numpy (checked against env.step to 1e-12). MuJoCo envs: the env's physics state is copied
+           samples in numpy (checked against env.step in tests/test_mppi_math.py). MuJoCo envs: the env's physics state is copied
            (mj_getState) and the K sequences are rolled out with mujoco.rollout on --rollout-threads threads; one
            gymnasium step is the same action repeated frame_skip times, bit for bit (tests/test_mppi_math.py). MuJoCo
            returns states, not rewards, so each env's reward is recomputed from them (planning_reward_* below).
@@ -41,9 +42,12 @@ What a working run reaches (README "Results" gives the command behind each numbe
 (K = 100, H = 15): about −140 per episode, under 1 ms per control step; InvertedPendulum-v4 balanced for 1000 steps.
 
 Deviations from the papers:
-  - SIMPLIFICATION: the weights use the return alone, exp(R/λ); the information-theoretic derivation adds a
-    control-cost term λ·Σ_t u_tᵀΣ⁻¹ε_t to R (Williams et al. 2017, eq. 33), which vanishes as the noise is small
-    against the plan's changes and which the notes leave out.
+  - SIMPLIFICATION: the weights use the return alone, exp(R/λ), as the notes do; the information-theoretic MPC
+    (Williams et al. 2017, ICRA, Algorithm 2) adds a control-cost term γ·Σ_t u_tᵀΣ⁻¹ε_t to each sample's cost, a
+    pull towards the current plan.
+  - TRICK (ours): sample 0 is the plan itself (ε^0 = 0); see mppi_plan.
+  - The planning reward of a MuJoCo env is the env's own where that works (Hopper) and shaped where it does not
+    (InvertedPendulum's is flat: 1 per step alive); planning_reward_* document each.
   - DEVIATION: the noise is clipped with the actions to the action bounds (the executed sequence is the clipped one,
     so the average is over what the model actually ran).
 """

@@ -55,17 +55,18 @@ def main() -> None:
                                 "--env", env, "--seeds", "1", "2", "3", "--jobs", "1", "--",
                                 "--rollout-threads", "1", *extra], cwd=ROOT, check=True)
 
-    print("| env | model | data (env steps) | return (mean ± std over 3 seeds) | episodes per seed | "
+    print("| env | model | data (env steps) | return (mean ± std over 3 seeds) | worst episode | episodes per seed | "
           "ms per control step | ESS of K | target (issue) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row, (env, extra, target) in ROWS.items():
         model = "learned" if "learned" in extra else "true"
         if not os.path.exists(results_path(row)):
-            print(f"| {env} | {model} | | not run yet | | | | {target} |")
+            steps = f"{int(extra[extra.index('--total-timesteps') + 1]):,}" if model == "learned" else "0"
+            print(f"| {env} | {model} | {steps} | not run yet | | | | | {target} |")
             continue
         runs = json.load(open(results_path(row)))["runs"]
         print(f"| {env} | {model} | {runs[0]['env_steps']:,} | **{mean_std([r['eval_return_mean'] for r in runs])}** | "
-              f"{runs[0]['eval_episodes']} | {mean_std([r['plan_ms_median'] for r in runs], 2)} | "
+              f"{min(min(r['eval_returns']) for r in runs):,.0f} | {runs[0]['eval_episodes']} | {mean_std([r['plan_ms_median'] for r in runs], 2)} | "
               f"{mean_std([r['ess_mean'] for r in runs], 1)} of {runs[0]['num_samples']} (H = {runs[0]['horizon']}) | {target} |")
 
 
