@@ -38,8 +38,10 @@ Run:
     python mppi.py                                        # Pendulum-v1, true model: swing-up, 10 episodes
     python mppi.py --env InvertedPendulum-v4              # MuJoCo, mujoco.rollout
     python mppi.py --model learned                        # Pendulum-v1 from collected data, no simulator in the planner
-What a working run reaches (README "Results" gives the command behind each number): Pendulum-v1, true model, defaults
-(K = 100, H = 15): about −140 per episode, under 1 ms per control step; InvertedPendulum-v4 balanced for 1000 steps.
+What a run reaches (README "Results" gives the command behind each number; 3 seeds, one CPU core):
+    Pendulum-v1, true model: −125 per episode (worst −252 of 30), 0.89 ms per control step;
+    Pendulum-v1, learned model from 2,000 env steps of data: −139 (worst −262), ~12 ms per control step;
+    InvertedPendulum-v4, true model, K = 200: 1000 of 1000 steps in 9 of 9 episodes, 116 ms per control step.
 
 Deviations from the papers:
   - SIMPLIFICATION: the weights use the return alone, exp(R/λ), as the notes do; the information-theoretic MPC
@@ -342,7 +344,7 @@ def planning_reward_inverted_pendulum(qpos: np.ndarray, qvel: np.ndarray, action
         r_t = 1 + (1 − min(c_t, 2)),   c_t = (θ/0.2)² + x² + ẋ² + 0.01·θ̇²      (x = qpos[0]: the cart, rail ±1)
     GOTCHA: a step alive must never be worth less than a fall (0 from then on). With r = 1 − c, a sequence whose
     cart is far out has r < 0 and the planner prefers to drop the pole: clipping c at 2 keeps r ≥ 0.
-    The ẋ² term matters: without it (0.1·ẋ²) the cart drifts in a growing oscillation and hits the end of its rail.
+    The ẋ² weight matters: with 0.1 instead of 1, K = 200 fell at 669 and 141 steps, the cart at the end of its rail.
     A sequence stops collecting reward at the step its pole falls.
     """
     theta, x = qpos[..., 1], qpos[..., 0]
@@ -423,8 +425,9 @@ def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.
         # [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I): K sequences drawn from the action prior around the plan
         eps = rng.standard_normal((num_samples, *plan.shape)) * sigma  # (K, H, A)
         # TRICK (ours, measured on InvertedPendulum): sample 0 is the plan itself, ε^0 = 0, so the weights can always
-        # keep what the last step planned. With few samples (K = 32) every noisy sequence may be worse than the
-        # warm-started plan, and the average of them then throws a good plan away.
+        # keep what the last step planned. With few samples every noisy sequence may be worse than the warm-started
+        # plan, and their average then throws a good plan away (InvertedPendulum, K = 32, episodes capped at 300
+        # steps: 74 and 168 without it, 300 and 300 with it).
         eps[0] = 0.0
         actions = np.clip(plan + eps, low, high)  # (K, H, A)
         returns = returns_fn(actions)  # R^k through the model, (K,)
