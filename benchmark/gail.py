@@ -19,6 +19,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, MIDWAY = 2_000_000, 1_000_000
+ITERATION = 2_048  # env steps per PPO iteration with gail.py's defaults (1 env × 2,048 steps)
 ENVS = ("Hopper-v4", "Walker2d-v4", "HalfCheetah-v4")
 DEMOS = (4, 25)
 # For scale: the `imitation` library's published GAIL, fraction of its experts' return after 10M steps (seals/ envs)
@@ -30,10 +31,13 @@ def results_path(env: str, demos: int) -> str:
 
 
 def fraction_at(run: dict, steps: int):
-    """The expert fraction of one seed's summary at `steps` (the final evaluation, or the one of eval_history)."""
-    if run["env_steps"] == steps:
+    """The expert fraction of one seed's summary at `steps`: the final evaluation, or the one of eval_history. A run
+    moves in whole iterations of 2,048 env steps (gail.py's defaults), so an evaluation "at 1M" is made at the end of the
+    iteration that passes 1M (1,001,472) and the final one at the last iteration within 2M (1,998,848)."""
+    if abs(run["env_steps"] - steps) < ITERATION:
         return run["expert_fraction"]
-    return next((h["expert_fraction"] for h in run.get("eval_history", []) if h["env_steps"] == steps), None)
+    return next((h["expert_fraction"] for h in run.get("eval_history", []) if abs(h["env_steps"] - steps) < ITERATION),
+                None)
 
 
 def mean_std(values: list) -> str:
