@@ -31,6 +31,16 @@ obs_rms = gail.RunningMeanStd((obs_dim,)); ret_rms = gail.RunningMeanStd(()); di
 raw, _ = envs.reset(seed=1); obs_rms.update(raw); obs = gail.normalize_obs(raw, obs_rms, 10.0)
 rng = np.random.default_rng(1); ep_t = np.zeros(N, int); ep_ret = np.zeros(N); train_returns = []
 past_actors = collections.deque(maxlen=KMIX)
+DEMOQ = __import__('os').environ.get('DEMOQ')
+if DEMOQ:  # p̂_demo: a Gaussian BC policy fitted to the demos, on raw observations scaled by the demos' own statistics
+    d_o = torch.from_numpy(demo_obs.reshape(-1, obs_dim)).float(); d_a = torch.from_numpy(demo_act.reshape(-1, act_dim)).float()
+    mu_o, sd_o = d_o.mean(0), d_o.std(0) + 1e-6
+    bc = gail.mlp(obs_dim, 64, act_dim, 0.01); bc_logstd = torch.nn.Parameter(torch.zeros(act_dim))
+    bopt = torch.optim.Adam(list(bc.parameters()) + [bc_logstd], lr=1e-3)
+    for _ in range(3000):
+        i = torch.randint(len(d_o), (256,)); l = -gail.gaussian_log_prob(d_a[i], bc((d_o[i] - mu_o) / sd_o), bc_logstd).mean()
+        bopt.zero_grad(); l.backward(); bopt.step()
+    print("BC nll", l.item(), "std", bc_logstd.exp().detach().numpy())
 t0 = time.time(); step = 0
 for it in range(1, TOTAL // B + 1):
     opt.param_groups[0]["lr"] = (1 - (it - 1) / (TOTAL // B)) * args.learning_rate
@@ -54,13 +64,17 @@ for it in range(1, TOTAL // B + 1):
     d_obs_n = torch.from_numpy(gail.normalize_obs(demo_obs_seg.reshape(-1, obs_dim), obs_rms, 10.0)).float()
     d_act = torch.from_numpy(demo_act_seg.reshape(-1, act_dim)).float()
     with torch.no_grad():
-        def seg_logq(o, a, nseg):  # log of the mixture over past policies of Π_t π(a_t|s_t), per segment
+        def seg_logq(o, a, nseg, o_raw=None):  # log of the mixture over past policies of Π_t π(a_t|s_t), per segment
             per = []
             for actor, ls in zip(past_actors, lsh):
                 lp = gail.gaussian_log_prob(a, actor(o), ls).reshape(nseg, L).sum(1); per.append(lp)
-            return gcl.mixture_log_density(torch.stack(per))
-        logq_pol = seg_logq(b_obs[idx.reshape(-1)], b_act[idx.reshape(-1)], len(segs))
-        logq_demo = seg_logq(d_obs_n, d_act, len(demo_obs_seg))
+            lq = gcl.mixture_log_density(torch.stack(per))
+            if DEMOQ:  # ½ (policy mixture) + ½ p̂_demo
+                lbc = gail.gaussian_log_prob(a, bc((o_raw - mu_o) / sd_o), bc_logstd).reshape(nseg, L).sum(1)
+                lq = gcl.mixture_log_density(torch.stack([lq, lbc]))
+            return lq
+        logq_pol = seg_logq(b_obs[idx.reshape(-1)], b_act[idx.reshape(-1)], len(segs), torch.from_numpy(raw_buf.reshape(B, obs_dim))[idx.reshape(-1)])
+        logq_demo = seg_logq(d_obs_n, d_act, len(demo_obs_seg), torch.from_numpy(demo_obs_seg.reshape(-1, obs_dim)).float())
     x_pol = gail.discriminator_input(b_obs[idx.reshape(-1)], b_act[idx.reshape(-1)], False, act_dim, low_t, high_t)
     x_demo = gail.discriminator_input(d_obs_n, d_act, False, act_dim, low_t, high_t)
     for _ in range(IRL_STEPS):
