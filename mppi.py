@@ -32,7 +32,8 @@ Two models (--model):
            returns states, not rewards, so each env's reward is recomputed from them (planning_reward_* below).
   learned: an ensemble of E networks, each a Gaussian p̂(Δs, r | s, a), fitted by maximum likelihood to the
            transitions collected so far (random actions first, then MPPI on the model itself), refitted as data
-           grows; the K samples are split among the members (PETS's "TS∞": a sample keeps its member for the whole horizon), on the GPU when there is one.
+           grows; the K samples are split among the members (PETS's "TS∞": a sample keeps its member for the whole
+           horizon), on the GPU when there is one.
 
 Run:
     python mppi.py                                        # Pendulum-v1, true model: swing-up, 10 episodes
