@@ -2,6 +2,8 @@
 import json
 import os
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from cli_helpers import ROOT, check_run_dir, error_line as _error_line, only_run_dir, run_script
@@ -85,3 +87,28 @@ def test_a_checkpoint_of_another_script_or_env_is_refused(tmp_path):
     model = os.path.join(only_run_dir(tmp_path / "train"), "model.pt")
     assert "not MountainCarContinuous-v0" in error_line(
         run_cli("--env", "MountainCarContinuous-v0", "--checkpoint", model, "--runs-dir", str(tmp_path / "e")))
+
+
+
+class UnboundedActionsEnv(gym.Env):
+    """A Box env whose actions have no bounds: MPPI's σ (a fraction of the range) and its clipping are undefined."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-np.inf, np.inf, (1,))
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 0.0, False, False, {}
+
+
+def test_unbounded_actions_are_refused_before_anything_runs(tmp_path):
+    import mppi
+    gym.register("UnboundedActionsTest-v0", entry_point=UnboundedActionsEnv, max_episode_steps=10)
+    with pytest.raises(mppi.UserError, match="has unbounded actions"):
+        mppi.main(mppi.Args(env="UnboundedActionsTest-v0", model="learned", runs_dir=str(tmp_path)))
+    assert not os.listdir(tmp_path)

@@ -166,6 +166,81 @@ def test_inverted_pendulum_planning_reward_stops_at_the_fall():
     assert r[0, 1] == pytest.approx(2 - (0.1 / 0.2) ** 2)
 
 
+def test_lqr_value_matrix_is_the_least_cost_of_the_linear_system():
+    # scalar: the Riccati fixed point p = q + a²p − (abp)²/(r + b²p) is a root of b²p² + (r − a²r − qb²)p − qr = 0
+    a, b, q, r = 1.1, 0.5, 2.0, 0.3
+    P = mppi.lqr_value_matrix(np.array([[a]]), np.array([[b]]), np.array([[q]]), np.array([[r]]))
+    c1, c0 = r - a * a * r - q * b * b, -q * r
+    assert P[0, 0] == pytest.approx((-c1 + math.sqrt(c1 * c1 - 4 * b * b * c0)) / (2 * b * b), rel=1e-9)
+    # 4-D, unstable A: sᵀPs is the cost Σ_t s_tᵀQs_t + u_tᵀRu_t of the gain L it implies, summed step by step, and
+    # no other gain costs less
+    rng = np.random.default_rng(0)
+    A, B = np.eye(4) + 0.1 * rng.standard_normal((4, 4)), rng.standard_normal((4, 2))
+    Q, R = np.diag([1.0, 2.0, 0.5, 0.1]), 0.2 * np.eye(2)
+    P = mppi.lqr_value_matrix(A, B, Q, R)
+    L = np.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
+
+    def cost(gain, s):
+        total = 0.0
+        for _ in range(3000):
+            u = -gain @ s
+            total, s = total + s @ Q @ s + u @ R @ u, A @ s + B @ u
+        return total
+    for s0 in rng.standard_normal((3, 4)):
+        assert cost(L, s0) == pytest.approx(s0 @ P @ s0, rel=1e-8)
+        for _ in range(5):
+            assert cost(L + 0.05 * rng.standard_normal(L.shape), s0) > s0 @ P @ s0
+
+
+def test_linearized_step_predicts_a_small_perturbation_of_the_env():
+    env = mppi.make_env("InvertedPendulum-v4")
+    env.reset(seed=0)
+    inner = env.unwrapped
+    model, data = inner.model, inner.data
+    A, B = mppi.linearize_step(model, inner.frame_skip, np.zeros(4), np.zeros(1))
+    assert A.shape == (4, 4) and B.shape == (4, 1)
+
+    def env_step(s, u):  # the env itself, from state s, one step with action u (exact in float32)
+        inner.set_state(s[:2], s[2:])
+        env.step(u.astype(np.float32))
+        return np.concatenate([data.qpos, data.qvel])
+    # the upright at rest is not quite an equilibrium (the pole's capsule leans 0.001 in 0.6): f(0, 0) ≠ 0
+    rest = env_step(np.zeros(4), np.zeros(1))
+    assert 0 < np.max(np.abs(rest)) < 0.01
+    for scale in (1e-2, 1e-3):
+        ds, du = scale * np.array([0.3, -0.5, 0.2, 0.4]), np.array([scale])
+        error = env_step(ds, du) - rest - (A @ ds + B @ du)
+        assert np.max(np.abs(error)) < 0.5 * scale ** 2  # what is left is second order
+
+
+def test_inverted_pendulum_true_model_adds_the_terminal_value_to_sequences_still_up():
+    env = mppi.make_env("InvertedPendulum-v4")
+    env.reset(seed=6)
+    inner = env.unwrapped
+    returns_fn = mppi.true_model(env, "InvertedPendulum-v4", 1)
+    A, B = mppi.linearize_step(inner.model, inner.frame_skip, np.zeros(4), np.zeros(1))
+    P = mppi.lqr_value_matrix(A, B, np.diag(mppi.IP_STATE_WEIGHTS), mppi.IP_ACTION_WEIGHT * np.eye(1))
+    # a gentle push balances for 5 steps, a hard one drops the pole within them
+    actions = np.stack([np.full((5, 1), 0.2), np.full((5, 1), 3.0)]).astype(np.float32).astype(np.float64)
+    predicted = returns_fn(actions)
+    start_qpos, start_qvel = inner.data.qpos.copy(), inner.data.qvel.copy()
+    for k, still_up in ((0, True), (1, False)):
+        inner.set_state(start_qpos, start_qvel)
+        qpos, qvel = [], []
+        for t in range(5):
+            env.step(actions[k, t].astype(np.float32))
+            qpos.append(inner.data.qpos.copy()), qvel.append(inner.data.qvel.copy())
+        qpos, qvel = np.array(qpos)[None], np.array(qvel)[None]
+        r, alive = mppi.planning_reward_inverted_pendulum(qpos, qvel, actions[k:k + 1])
+        assert bool(alive[0, -1]) == still_up
+        value = mppi.terminal_value_inverted_pendulum(qpos[:, -1], qvel[:, -1], P)[0] if still_up else 0.0
+        assert predicted[k] == pytest.approx((r * alive).sum() + value, rel=1e-9)
+    # the terminal value: F at the upright at rest, lower away from it, never below 0 (a fall's)
+    s = np.array([[0.0, 0.0], [0.1, 0.05], [0.9, 0.19]])
+    v = mppi.terminal_value_inverted_pendulum(s, np.zeros((3, 2)), P)
+    assert v[0] == mppi.IP_TERMINAL_CAP and v[0] > v[1] > v[2] >= 0.0
+
+
 def test_gaussian_nll_against_torch_distributions():
     torch.manual_seed(0)
     mean, logvar, target = torch.randn(3, 5, 4), torch.randn(3, 5, 4), torch.randn(3, 5, 4)
