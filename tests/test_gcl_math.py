@@ -62,7 +62,7 @@ def test_importance_sampled_log_z_and_gradient_match_enumeration():
     log_q = torch.log(pi[states, actions]).sum(1)  # the dynamics cancel: only Σ log π enters the weights
     log_z_hat = gcl.log_partition_estimate(returns, log_q)
     (grad_hat,) = torch.autograd.grad(log_z_hat, r)
-    assert float(log_z_hat) == pytest.approx(float(log_z), abs=0.01)
+    assert log_z_hat.item() == pytest.approx(log_z.item(), abs=0.01)
     # ∇ log Z = E_{p_θ}[Σ_t ∇r(s_t, a_t)]: the expected visit counts of each (s, a) under the MaxEnt model
     assert grad_hat.numpy() == pytest.approx(grad_exact.numpy(), abs=0.01)
     assert float(grad_exact.sum()) == pytest.approx(T)  # T visits in all: a check of the enumeration itself
@@ -87,3 +87,60 @@ def test_ioc_loss_is_minus_demo_return_plus_log_z_hat():
     returns_demo, returns_bg, log_q = torch.tensor([1.0, 3.0]), torch.tensor([0.5, -0.5]), torch.tensor([-1.0, -2.0])
     log_z_hat = math.log((math.exp(1.5) + math.exp(1.5)) / 2)
     assert float(gcl.ioc_loss(returns_demo, returns_bg, log_q)) == pytest.approx(-(2.0 - log_z_hat))
+
+
+def test_rollout_segments_stay_within_one_episode_and_start_where_the_demos_are_cut():
+    # (T = 6, N = 2): env 0 runs one episode from t = 0; env 1 is at time 3 of an episode that ends after step 1
+    # (time 4), then a new one starts at step 2 with time 0.
+    times = np.array([[0, 3], [1, 4], [2, 0], [3, 1], [4, 2], [5, 3]])
+    # segments of 2: env 0 at steps (0,1), (2,3), (4,5); env 1 at (2,3) and (4,5) (times 0–1 and 2–3), not at
+    # (0,1), which starts at the odd time 3 and crosses the episode's end. Flat index t·N + i.
+    got = gcl.rollout_segments(times, 2)
+    assert sorted(map(tuple, got.tolist())) == sorted([(0, 2), (4, 6), (8, 10), (5, 7), (9, 11)])
+    assert gcl.rollout_segments(times, 1).ravel().tolist() == list(range(12))  # L = 1: every step
+    assert gcl.rollout_segments(times, 6).tolist() == [[0, 2, 4, 6, 8, 10]]  # env 0's whole episode only
+    assert gcl.rollout_segments(times, 7).shape == (0, 7)
+
+
+def test_episode_segments_cut_each_demo_from_its_start():
+    got = gcl.episode_segments(np.array([5, 3, 1]), 2)  # episodes at flat indices 0–4, 5–7, 8
+    assert got.tolist() == [[0, 1], [2, 3], [5, 6]]
+    assert gcl.episode_segments(np.array([5, 3]), 1).ravel().tolist() == list(range(8))
+    assert gcl.episode_segments(np.array([2, 2]), 3).shape == (0, 3)
+
+
+def test_local_constancy_penalty_is_the_squared_second_difference():
+    assert float(gcl.local_constancy_penalty(torch.tensor([[1.0, 2.0, 3.0], [5.0, 3.0, 1.0]]))) == 0  # linear: 0
+    # (0 − 2·1 + 0)² = 4 and (1 − 2·1 + 3)² = 4, mean 4; one more: (0 − 0 + 3)² = 9 -> (4 + 4 + 9) / 3
+    r = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 3.0], [0.0, 0.0, 3.0]])
+    assert float(gcl.local_constancy_penalty(r)) == pytest.approx(17 / 3)
+
+
+def test_the_ppo_and_reward_input_copies_equal_gail_py(float64):
+    # gcl.py carries its own copies of gail.py's PPO update and input scaling (tests/test_gail_math.py checks those
+    # against brute force); these must stay equal.
+    import gail
+    g = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    T, N = 7, 3
+    arrays = [rng.normal(size=(T, N)) for _ in range(3)] + [(rng.random((T, N)) < 0.2).astype(float)] * 2
+    assert np.array_equal(gcl.compute_gae(*arrays, 0.99, 0.95), gail.compute_gae(*arrays, 0.99, 0.95))
+    ratio, adv, v, v_old, ret = (torch.rand(8, generator=g) + 0.5 for _ in range(5))
+    assert torch.equal(gcl.ppo_clip_loss(ratio, adv, 0.2), gail.ppo_clip_loss(ratio, adv, 0.2))
+    assert torch.equal(gcl.value_loss(v, v_old, ret, 0.2), gail.value_loss(v, v_old, ret, 0.2))
+    a, mu, log_std = torch.randn(5, 2, generator=g), torch.randn(5, 2, generator=g), torch.randn(2, generator=g)
+    assert torch.equal(gcl.gaussian_log_prob(a, mu, log_std), gail.gaussian_log_prob(a, mu, log_std))
+    low, high = torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 3.0])
+    obs, act = torch.randn(5, 4, generator=g), 3 * torch.randn(5, 2, generator=g)
+    assert torch.equal(gcl.reward_input(obs, act, False, 2, low, high),
+                       gail.discriminator_input(obs, act, False, 2, low, high))
+
+
+def test_policy_reward_removes_the_constant_the_ioc_loss_leaves_free():
+    r = np.array([[0.5, -2.0], [1.0, -1.5]])
+    assert gcl.policy_reward(r, "batch-min").tolist() == [[2.5, 0.0], [3.0, 0.5]]  # every step ≥ 0, differences kept
+    assert gcl.policy_reward(r, "none") is r
+    # the constant is free: the IOC loss of r_θ + c equals that of r_θ (segments of L = 3 steps, so R shifts by 3c)
+    returns_demo, returns_bg, log_q = torch.tensor([1.0, 3.0]), torch.tensor([0.5, -0.5, 2.0]), torch.tensor([-1.0, -2.0, 0.3])
+    assert float(gcl.ioc_loss(returns_demo + 3 * 7.0, returns_bg + 3 * 7.0, log_q)) == pytest.approx(
+        float(gcl.ioc_loss(returns_demo, returns_bg, log_q)))
