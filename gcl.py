@@ -834,7 +834,7 @@ def main(args: Args) -> dict:
         obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
 
         def normalized(raw: torch.Tensor, mean: Optional[torch.Tensor], var: Optional[torch.Tensor]) -> torch.Tensor:
-            """normalize_obs() on a tensor, with given statistics (those of an older policy, or the current ones)."""
+            """normalize_obs() on a tensor, with given statistics (an older policy's, or this rollout's)."""
             if mean is None:
                 return raw
             return torch.clamp((raw - mean) / torch.sqrt(var + 1e-8), -args.clip_obs, args.clip_obs)
@@ -846,6 +846,7 @@ def main(args: Args) -> dict:
             # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
             actor_np = numpy_weights(agent.actor)
             std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+            # the normaliser's statistics at this rollout's start: stored with π_k to score it later, and r_θ's input
             stats = (None, None) if obs_rms is None else tuple(
                 torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs_rms.mean, obs_rms.var))
 
@@ -907,7 +908,8 @@ def main(args: Args) -> dict:
                     return mixture_log_density(torch.stack(per_policy))  # (S,)
 
                 log_q_bg = torch.cat([log_q_of(b["raw_obs"], b["actions"], b["segments"]) for b in background])
-                # x = (s, a) of every background pair, normalised with the current statistics (r_θ's input now)
+                # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
+                # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
                 x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
                                                high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
                 x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
