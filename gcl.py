@@ -913,14 +913,14 @@ def main(args: Args) -> dict:
                 x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
                                                high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
                 x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
+                x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
                 if log_demo_density is not None:
                     # The demos in the background (Algorithm 2), scored under ½ q + ½ p̂_demo (GAN-GCL): a demo segment
                     # the policies find unlikely still has a moderate weight if the BC fit finds it likely.
                     log_q_demo = mixture_log_density(torch.stack([
                         log_q_of(demo_raw_obs, demo_actions, demo_segments),
                         log_demo_density(demo_raw_obs, demo_actions)[demo_segments].sum(-1)]))  # (S_d,)
-                x_windows = torch.cat([x_demo[demo_windows], reward_input(
-                    normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)[background[-1]["windows"]]])
+                x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
             n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
             for _ in range(args.irl_steps):
                 pick = torch.randint(len(demo_segments), (n_demo_batch,), device=device)
@@ -942,7 +942,6 @@ def main(args: Args) -> dict:
 
             # [S3] rewards r_θ(s_t, a_t) from the updated network, then ppo.py's update on them with an entropy bonus.
             with torch.no_grad():
-                x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
                 r_policy = reward_net(x_policy).cpu().numpy().reshape(T, N)  # r_θ(s_t, a_t), (T, N)
                 learned = policy_reward(r_policy, args.reward_shift)  # minus the free constant (policy_reward)
                 log_w = reward_net(x_bg).sum(-1) - log_q_bg  # the weights after the update, for the logs
