@@ -6,10 +6,8 @@ reward −log(1 − D); with log D instead the policy learns to drop the pole (8
 fixed-length episodes) gets −177 within 300k steps in ~2.5 min: 0.97 of the way from a random policy (−1,091) to the
 expert (−146) on the same 10 start states.
 """
-import numpy as np
-import torch
-
 import gail
+from learning_helpers import pendulum_progress
 
 # ppo.py's CartPole settings (README), with which its expert was made
 CARTPOLE = dict(env="CartPole-v1", seed=1, total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4,
@@ -34,10 +32,5 @@ def test_pendulum_gets_0_9_of_the_way_from_random_to_the_expert_within_300k_step
     # the same 10 evaluation start states.
     summary = gail.main(gail.Args(env="Pendulum-v1", seed=1, total_timesteps=300_000, num_envs=4, num_steps=512,
                                   gamma=0.9, learning_rate=1e-3, num_minibatches=16, runs_dir=str(tmp_path)))
-    expert = torch.export.load(gail.default_expert_path("Pendulum-v1", "policy.pt2")).module()
-    expert_return = gail.run_episodes(gail.torch_policy(expert), "Pendulum-v1", 10, 10_000)["episode_returns"].mean()
-    rng = np.random.default_rng(0)
-    random_policy = lambda obs: rng.uniform(-2, 2, size=(1, 1)).astype(np.float32)  # noqa: E731
-    random_return = gail.run_episodes(random_policy, "Pendulum-v1", 10, 10_000)["episode_returns"].mean()
-    score = (summary["eval_return_mean"] - random_return) / (expert_return - random_return)
+    score, expert_return, random_return = pendulum_progress(gail, summary["eval_return_mean"])
     assert score >= 0.9, (summary["eval_return_mean"], expert_return, random_return)

@@ -4,10 +4,8 @@ random policy to the expert, on the true return, within a stated budget.
 Measured with seed 1 on one core (README "gcl.py" gives the command and the other seeds): Pendulum-v1 gets −114 within
 300k steps in ~3 min, 1.03 of the way from a random policy (−1,091) to the expert (−146) on the same 10 start states.
 """
-import numpy as np
-import torch
-
 import gcl
+from learning_helpers import pendulum_progress
 
 # gail.py's Pendulum settings (tests/test_gail_learning.py) and the paper's lcr regulariser; gcl.py's defaults otherwise
 PENDULUM = dict(env="Pendulum-v1", seed=1, total_timesteps=300_000, num_envs=4, num_steps=512, gamma=0.9,
@@ -19,12 +17,7 @@ def test_pendulum_gets_0_8_of_the_way_from_random_to_the_expert_within_300k_step
     # returns are negative, so the issue's "0.8 of the expert's return" is taken as (R − R_random) / (R_expert −
     # R_random), all three measured on the same 10 evaluation start states.
     summary = gcl.main(gcl.Args(**PENDULUM, runs_dir=str(tmp_path)))
-    expert = torch.export.load(gcl.default_expert_path("Pendulum-v1", "policy.pt2")).module()
-    expert_return = gcl.run_episodes(gcl.torch_policy(expert), "Pendulum-v1", 10, 10_000)["episode_returns"].mean()
-    rng = np.random.default_rng(0)
-    random_policy = lambda obs: rng.uniform(-2, 2, size=(1, 1)).astype(np.float32)  # noqa: E731
-    random_return = gcl.run_episodes(random_policy, "Pendulum-v1", 10, 10_000)["episode_returns"].mean()
-    score = (summary["eval_return_mean"] - random_return) / (expert_return - random_return)
+    score, expert_return, random_return = pendulum_progress(gcl, summary["eval_return_mean"])
     assert score >= 0.8, (summary["eval_return_mean"], expert_return, random_return)
     # the importance weights did not collapse onto one background pair
     assert summary["ess"] > 10, summary["ess"]
