@@ -3,8 +3,8 @@ stated budget, and the reward form's episode-length bias shows where the docstri
 
 Measured with seed 1 on one core: CartPole-v1 gets 500 (1.00 of the expert) within 100k steps in ~40 s, with the
 reward −log(1 − D); with log D instead the policy learns to drop the pole (8.8). Pendulum-v1 (continuous actions,
-fixed-length episodes) gets −177 within 300k steps in ~2.5 min: 0.97 of the way from a random policy (−1,091) to the
-expert (−146) on the same 10 start states.
+fixed-length episodes), seeds 1–3, gets −287, −167 and −174 within 300k steps (~1 min each on an idle core): the median
+is 0.97 of the way from a random policy (−1,091) to the expert (−146) on the same 10 start states.
 """
 import gail
 from learning_helpers import pendulum_progress
@@ -29,8 +29,13 @@ def test_a_negative_reward_teaches_cartpole_to_end_its_episodes(tmp_path):
 def test_pendulum_gets_0_9_of_the_way_from_random_to_the_expert_within_300k_steps(tmp_path):
     # Pendulum's episodes all last 200 steps, so no reward form has a survival bias to exploit: only imitation
     # helps. Its returns are negative, so the score is (R − R_random) / (R_expert − R_random), all three measured on
-    # the same 10 evaluation start states.
-    summary = gail.main(gail.Args(env="Pendulum-v1", seed=1, total_timesteps=300_000, num_envs=4, num_steps=512,
-                                  gamma=0.9, learning_rate=1e-3, num_minibatches=16, runs_dir=str(tmp_path)))
-    score, expert_return, random_return = pendulum_progress(gail, summary["eval_return_mean"])
-    assert score >= 0.9, (summary["eval_return_mean"], expert_return, random_return)
+    # the same 10 evaluation start states. The median of seeds 1–3: one seed's run depends on the CPU's floating
+    # point (seed 1 got −177 on one of our machines, −287 on another), and a seed may fail outright (seed 4: −966).
+    scores, returns = [], []
+    for seed in (1, 2, 3):
+        summary = gail.main(gail.Args(env="Pendulum-v1", seed=seed, total_timesteps=300_000, num_envs=4, num_steps=512,
+                                      gamma=0.9, learning_rate=1e-3, num_minibatches=16, runs_dir=str(tmp_path)))
+        score, expert_return, random_return = pendulum_progress(gail, summary["eval_return_mean"])
+        scores.append(score)
+        returns.append(summary["eval_return_mean"])
+    assert sorted(scores)[1] >= 0.9, (returns, expert_return, random_return)
