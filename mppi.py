@@ -23,6 +23,8 @@ Pseudocode (the step tags appear in the control loop below):
                  R^k = Σ_t r(s_t^k, V_t^k) along s_{t+1}^k ~ p̂(·|s_t^k, V_t^k)
             [S3] w^k = exp(R^k/λ) / Σ_j exp(R^j/λ);  U ← Σ_k w^k V^k
         [S4] execute u_0; U ← (u_1, ..., u_{H−1}, u_{H−1}); log ESS = 1/Σ_k (w^k)², planning time, model error
+With --knots n > 0 (Hopper's preset: 4) U is n control points and the H actions are their linear interpolation: ε^k
+is drawn on the points, and the shift reads the plan one step later (interpolation_matrices).
 
 Two models (--model):
   true:    the simulator itself. Pendulum-v1: its equations of motion, written out below and vectorised over the K
@@ -53,8 +55,10 @@ Deviations from the papers:
   - TRICK: InvertedPendulum's returns end with a terminal value, the LQR cost-to-go of the simulator's linearisation
     (Williams et al. 2017 have a terminal cost φ; ours is capped so that it never favours a fall). It lets H = 5 and
     K = 30 do what H = 15 and K = 200 did, at ~20× less simulation; see terminal_value_inverted_pendulum.
-  - The planning reward of a MuJoCo env is the env's own where that works (Hopper) and shaped where it does not
-    (InvertedPendulum's is flat: 1 per step alive); planning_reward_* document each.
+  - The planning reward of a MuJoCo env is shaped, not the env's own: InvertedPendulum's is flat (1 per step alive),
+    and with Hopper's the planner dives forward and falls (--hopper-reward env); planning_reward_* document each.
+  - TRICK (MuJoCo MPC's spline plans): Hopper's plan is 4 control points over H = 100 steps, linearly interpolated;
+    see interpolation_matrices.
   - DEVIATION: the noise is clipped with the actions to the action bounds (the executed sequence is the clipped one,
     so the average is over what the model actually ran).
 """
@@ -115,16 +119,21 @@ class Args:
 
     # --- MPPI (None: the env's setting in PRESETS below) ---
     num_samples: Optional[int] = None
-    """K: sampled action sequences per iteration (Pendulum 100, InvertedPendulum 30, Hopper 50)"""
+    """K: sampled action sequences per iteration (Pendulum 100, InvertedPendulum 30, Hopper 64)"""
     horizon: Optional[int] = None
-    """H: steps of each sampled sequence, the plan's length (Pendulum 15, InvertedPendulum 5, Hopper 80)"""
+    """H: steps of each sampled sequence, the plan's length (Pendulum 15, InvertedPendulum 5, Hopper 100)"""
     temperature: Optional[float] = None
     """λ: weights exp(R/λ); λ → 0 keeps only the best sample, λ → ∞ averages all (the notes: λ = 1)"""
     noise_std: Optional[float] = None
     """σ of the action prior N(U, σ²I), as a fraction of half the action range ((high − low)/2) (Pendulum 1.0,
-    InvertedPendulum 0.3, Hopper 0.3)"""
+    InvertedPendulum 0.3, Hopper 0.5)"""
+    knots: Optional[int] = None
+    """n: control points of the plan, linearly interpolated over the H steps; the noise is drawn on them and the
+    average taken over them (0: every step is its own control point, the notes' MPPI) (Hopper 4, others 0)"""
     iterations: int = 1
     """sample-and-average rounds per control step, each around the plan the last one made"""
+    hopper_reward: Literal["shaped", "env"] = "shaped"
+    """Hopper, true model: plan on the shaped reward (planning_reward_hopper) or on the env's own, which falls"""
     terminal_value: bool = True
     """InvertedPendulum, true model: end each sampled return with the LQR cost-to-go (terminal_value_inverted_pendulum);
     --no-terminal-value plans on the running reward alone"""
@@ -151,12 +160,11 @@ class Args:
 
 
 # Per-env planner settings, used where the command line leaves K, H, λ or σ out (None), chosen by the runs behind the
-# README's MPPI table; an env not listed (--model learned on any Box env) gets Pendulum's. Hopper's are the best of the
-# few tried, and it still falls (README).
+# README's MPPI table; an env not listed (--model learned on any Box env) gets Pendulum's.
 PRESETS = {
-    "Pendulum": dict(num_samples=100, horizon=15, temperature=1.0, noise_std=1.0),
-    "InvertedPendulum": dict(num_samples=30, horizon=5, temperature=1.0, noise_std=0.3),
-    "Hopper": dict(num_samples=50, horizon=80, temperature=1.0, noise_std=0.3),
+    "Pendulum": dict(num_samples=100, horizon=15, temperature=1.0, noise_std=1.0, knots=0),
+    "InvertedPendulum": dict(num_samples=30, horizon=5, temperature=1.0, noise_std=0.3, knots=0),
+    "Hopper": dict(num_samples=64, horizon=100, temperature=1.0, noise_std=0.5, knots=4),
 }
 
 
@@ -177,6 +185,7 @@ def check_args(args: Args) -> None:
     rules = [
         (args.num_samples >= 2 and args.horizon >= 1 and args.iterations >= 1,
          "--num-samples must be at least 2 (sample 0 is the plan itself), --horizon and --iterations at least 1"),
+        (args.knots >= 0, "--knots must be >= 0 (0: a control point at every step)"),
         (args.temperature > 0, "--temperature must be positive (λ → 0 is argmax: take a small one, e.g. 1e-3)"),
         (args.noise_std > 0, "--noise-std must be positive"),
         (args.rollout_threads >= 0 and args.torch_threads >= 1, "--rollout-threads must be >= 0, --torch-threads >= 1"),
@@ -315,9 +324,24 @@ def mppi_update(actions: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, actions, axes=1)
 
 
-def shift_plan(plan: np.ndarray) -> np.ndarray:
-    """(u_0, ..., u_{H−1}) -> (u_1, ..., u_{H−1}, u_{H−1}): the warm start; the executed u_0 leaves, the last repeats."""
-    return np.concatenate([plan[1:], plan[-1:]], axis=0)
+def interpolation_matrices(horizon: int, knots: int) -> tuple:
+    """The plan as n control points P (n, A) at steps τ_j = j·(H − 1)/(n − 1), read by linear interpolation:
+    -> (S (H, n), T (n, n)), with the H actions U = S·P and the warm start P ← T·P, the plan read one step later.
+
+        S[t] = the weights that interpolate between the knots around step t;  T[j] = the same at step min(τ_j + 1, H − 1)
+
+    knots = 0 (or ≥ H) gives n = H, S = I and T·P = (u_1, ..., u_{H−1}, u_{H−1}): the notes' MPPI, where the executed
+    u_0 leaves and the last action repeats. With n ≪ H the noise is a smooth, low-dimensional curve (Hopper: 4 points for
+    100 steps): K samples search 4·A numbers instead of 100·A (the spline plans of MuJoCo MPC's predictive sampling,
+    Howell et al. 2022, here linear).
+    """
+    n = horizon if knots == 0 else min(knots, horizon)
+    tau = np.linspace(0.0, horizon - 1, n)  # the steps the control points sit at; τ_0 = 0, so u_0 = P_0
+    eye = np.eye(n)
+
+    def weights_at(steps: np.ndarray) -> np.ndarray:  # (m,) steps -> (m, n): interpolating each unit vector e_j
+        return np.stack([np.interp(steps, tau, eye[j]) for j in range(n)], axis=1)
+    return weights_at(np.arange(horizon, dtype=float)), weights_at(np.minimum(tau + 1, horizon - 1))
 
 
 def angle_normalize(x: np.ndarray) -> np.ndarray:
@@ -429,8 +453,8 @@ def terminal_value_inverted_pendulum(qpos: np.ndarray, qvel: np.ndarray, P: np.n
     return IP_TERMINAL_CAP - np.minimum(cost_to_go, IP_TERMINAL_CAP)
 
 
-def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, x_before: np.ndarray,
-                           dt: float) -> tuple:
+def hopper_env_reward(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, x_before: np.ndarray,
+                      dt: float) -> tuple:
     """Hopper-v4's own reward, from states after each step: qpos, qvel (K, H, 6), actions (K, H, 3), x_before (K, H)
     the x position before each step -> (rewards, alive), both (K, H).
 
@@ -441,6 +465,34 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
     healthy = (z > 0.7) & (np.abs(angle) < 0.2) & np.all(np.abs(state) < 100, axis=-1)
     alive = np.cumprod(healthy, axis=1)
     return 1.0 + (qpos[..., 0] - x_before) / dt - 1e-3 * np.square(actions).sum(-1), alive
+
+
+# Hopper's shaped planning reward (planning_reward_hopper): the targets and weights of its cost terms
+HOPPER_HEIGHT, HOPPER_SPEED = 1.25, 2.5  # torso height z* (its height at reset), forward speed ẋ* (m/s)
+HOPPER_WEIGHTS = dict(action=0.1, height=50.0, angle=3.0, speed=3.0)
+HOPPER_FALLEN = 30.0  # cost per step after the env would have ended the episode
+
+
+def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """The reward MPPI plans Hopper with: qpos, qvel (K, H, 6), actions (K, H, 3), alive (K, H) from hopper_env_reward
+    -> r (K, H). A cost of quadratic residuals, as MuJoCo MPC's planar walker task has them (Howell et al. 2022):
+
+        r_t = −[0.1·‖a_t‖² + 50·(z − 1.25)² + 3·θ² + 3·(ẋ − 2.5)²]   while alive,   −30 after the fall
+
+    Why not the env's own reward (--hopper-reward env): 1 + ẋ per step pays for speed now, and a sample of 0.3–0.8 s
+    that dives forward (ẋ → 3.5 while the torso sinks from 1.25 to 0.7) out-earns one that stays up, because no
+    sampled sequence lives long enough to see what the dive costs later. It falls after 120–280 steps (return
+    ~300–860) whatever K, H, λ, σ or the knots (README). Here the speed is a target, not a payment (ẋ beyond 2.5 costs),
+    the torso's height and angle are held near their standing values at every step, where the env only checks them
+    against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any upright state usually does
+    (standing still costs 3·2.5² ≈ 19), so dying early never pays. The weights are from a handful of one-episode
+    runs (README): height 10 sank below 0.7 within 240–440 steps; 50 survived the 1000 steps.
+    """
+    z, angle, speed = qpos[..., 1], qpos[..., 2], qvel[..., 0]
+    w = HOPPER_WEIGHTS
+    cost = (w["action"] * np.square(actions).sum(-1) + w["height"] * (z - HOPPER_HEIGHT) ** 2
+            + w["angle"] * angle ** 2 + w["speed"] * (speed - HOPPER_SPEED) ** 2)
+    return np.where(alive > 0, -cost, -HOPPER_FALLEN)
 
 
 def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -455,7 +507,7 @@ def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor)
 
 
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
-def true_model(env: gym.Env, env_id: str, threads: int, terminal_value: bool = True):
+def true_model(env: gym.Env, env_id: str, threads: int, terminal_value: bool = True, hopper_reward: str = "shaped"):
     """The simulator as MPPI's model: returns a function (actions (K, H, A)) -> returns (K,) from the env's current
     state, or raises UserError for an env whose reward this file does not recompute."""
     inner = env.unwrapped
@@ -495,28 +547,34 @@ def true_model(env: gym.Env, env_id: str, threads: int, terminal_value: bool = T
             return (r * alive).sum(axis=1) + alive[:, -1] * value
         else:
             x_before = np.concatenate([np.full((len(actions), 1), data.qpos[0]), qpos[:, :-1, 0]], axis=1)  # (K, H)
-            r, alive = planning_reward_hopper(qpos, qvel, actions, x_before, inner.dt)
+            r, alive = hopper_env_reward(qpos, qvel, actions, x_before, inner.dt)
+            if hopper_reward == "shaped":
+                return planning_reward_hopper(qpos, qvel, actions, alive).sum(axis=1)  # (the fall is in it)
         # R^k = Σ_t r_t·alive_t: a sequence collects nothing after the step where its episode would have ended
         return (r * alive).sum(axis=1)
     return mujoco_returns
 
 
 def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.ndarray, low: np.ndarray,
-              high: np.ndarray, num_samples: int, iterations: int, temperature: float) -> tuple:
-    """[S2]–[S3] of the docstring at the current state: the updated plan U (H, A), and the last round's weights (K,)."""
+              high: np.ndarray, num_samples: int, iterations: int, temperature: float,
+              spline: Optional[np.ndarray] = None) -> tuple:
+    """[S2]–[S3] of the docstring at the current state: the updated plan (n, A), and the last round's weights (K,).
+    The plan holds n control points, the H actions are spline·plan (interpolation_matrices); spline None: n = H."""
+    spline = np.eye(len(plan)) if spline is None else spline  # (H, n)
     for _ in range(iterations):
         # [S2] V^k = clip(U + ε^k), ε^k ~ N(0, σ²I): K sequences drawn from the action prior around the plan
-        eps = rng.standard_normal((num_samples, *plan.shape)) * sigma  # (K, H, A)
+        eps = rng.standard_normal((num_samples, *plan.shape)) * sigma  # (K, n, A)
         # TRICK (ours, measured on InvertedPendulum): sample 0 is the plan itself, ε^0 = 0, so the weights can always
         # keep what the last step planned. With few samples every noisy sequence may be worse than the warm-started
         # plan, and their average then throws a good plan away (InvertedPendulum, K = 32, episodes capped at 300
         # steps: 74 and 168 without it, 300 and 300 with it).
         eps[0] = 0.0
-        actions = np.clip(plan + eps, low, high)  # (K, H, A)
+        points = np.clip(plan + eps, low, high)  # (K, n, A), clipped at the control points: ...
+        actions = np.einsum("hn,kna->kha", spline, points)  # (K, H, A), ... interpolation keeps them in the bounds
         returns = returns_fn(actions)  # R^k through the model, (K,)
         # [S3] the Monte-Carlo posterior: w^k ∝ exp(R^k/λ), and the plan moves to the weighted average
         weights = mppi_weights(returns, temperature)
-        plan = mppi_update(actions, weights)
+        plan = mppi_update(points, weights)  # (S·Σ w^k P^k = Σ w^k S·P^k: averaging points averages the actions)
     return plan, weights
 
 
@@ -545,9 +603,11 @@ def main(args: Args) -> dict:
     if args.model == "learned" and args.num_samples % args.ensemble_size:
         raise UserError(f"--num-samples ({args.num_samples}) must be a multiple of --ensemble-size "
                         f"({args.ensemble_size}): each member rolls out an equal share")
-    returns_of_true = (true_model(env, args.env, args.rollout_threads, args.terminal_value) if args.model == "true"
-                       else None)
+    returns_of_true = None
+    if args.model == "true":
+        returns_of_true = true_model(env, args.env, args.rollout_threads, args.terminal_value, args.hopper_reward)
     sigma = args.noise_std * (high - low) / 2  # σ per action dimension, (A,)
+    spline, shift = interpolation_matrices(args.horizon, args.knots)  # (H, n), (n, n); n = H with --knots 0
 
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
@@ -570,16 +630,16 @@ def main(args: Args) -> dict:
             data = {k: np.zeros((args.total_timesteps, d), np.float64)
                     for k, d in (("obs", obs_dim), ("act", act_dim), ("rew", 1), ("next_obs", obs_dim))}
             obs, _ = env.reset(seed=args.seed)
-            plan, ep_return, ep_length = np.zeros((args.horizon, act_dim)), 0.0, 0
+            plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
             for global_step in range(1, args.total_timesteps + 1):
                 if global_step <= args.random_steps:
                     action = rng.uniform(low, high)  # the model knows nothing yet
                 else:
                     returns_fn = learned_model(ensemble, stats, obs, args, low, high, model_rng, device)
                     plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples,
-                                              args.iterations, args.temperature)
-                    action = plan[0]
-                    plan = shift_plan(plan)  # [S4] warm start
+                                              args.iterations, args.temperature, spline)
+                    action = plan[0]  # u_0 = P_0 (τ_0 = 0)
+                    plan = shift @ plan  # [S4] warm start
                 next_obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
                 i = global_step - 1
                 data["obs"][i], data["act"][i], data["rew"][i], data["next_obs"][i] = obs, action, reward, next_obs
@@ -590,7 +650,7 @@ def main(args: Args) -> dict:
                     writer.add_scalar("charts/episodic_length", ep_length, global_step)
                     print(f"step {global_step:>7,}  episode return {ep_return:9.1f}", flush=True)
                     obs, _ = env.reset()
-                    plan, ep_return, ep_length = np.zeros((args.horizon, act_dim)), 0.0, 0
+                    plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
                 # [S1] refit p̂ on every transition so far: after the random steps, then every --refit-every steps
                 if global_step >= args.random_steps and (global_step - args.random_steps) % args.refit_every == 0:
                     n = global_step
@@ -609,16 +669,16 @@ def main(args: Args) -> dict:
     rng, model_rng = np.random.default_rng(args.seed + 1), torch.Generator(device=device).manual_seed(args.seed + 1)
     for i in range(args.eval_episodes):
         obs, _ = env.reset(seed=args.eval_seed + i)
-        plan, total, done = np.zeros((args.horizon, act_dim)), 0.0, False  # U = 0
+        plan, total, done = np.zeros((len(shift), act_dim)), 0.0, False  # U = 0
         while not done:
             t0 = time.perf_counter()
             returns_fn = (returns_of_true if args.model == "true"
                           else learned_model(ensemble, stats, obs, args, low, high, model_rng, device))
             plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples, args.iterations,
-                                      args.temperature)
+                                      args.temperature, spline)
             action = plan[0]
             # [S4] execute u_0; the rest of the plan, shifted, is the next step's prior
-            plan = shift_plan(plan)
+            plan = shift @ plan
             plan_times.append(time.perf_counter() - t0)
             ess_values.append(effective_sample_size(weights))
             obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
@@ -745,8 +805,8 @@ def atomic_savez(path: str, **arrays) -> None:
 # <<< shared: atomic writes
 
 
-PLANNER_KEYS = ("model", "num_samples", "horizon", "temperature", "noise_std", "iterations", "terminal_value",
-                "ensemble_size", "model_hidden_size")
+PLANNER_KEYS = ("model", "num_samples", "horizon", "temperature", "noise_std", "knots", "iterations",
+                "terminal_value", "hopper_reward", "ensemble_size", "model_hidden_size")
 
 
 def load_checkpoint(path: str, args: Args) -> dict:

@@ -71,6 +71,7 @@ def test_learned_model_run_fits_and_reloads(tmp_path):
     (["--num-samples", "1"], "--num-samples must be at least 2"),
     (["--temperature", "0"], "--temperature must be positive"),
     (["--noise-std", "-1"], "--noise-std must be positive"),
+    (["--knots", "-1"], "--knots must be >= 0"),
     (["--model", "learned", "--num-samples", "12"], "must be a multiple of --ensemble-size"),
     (["--model", "learned", "--total-timesteps", "100"], "must cover the --random-steps"),
     (["--checkpoint", "no/such/model.pt"], "does not exist"),

@@ -85,8 +85,45 @@ def test_one_dimensional_quadratic_matches_the_closed_form_posterior():
 
 
 def test_plan_shifts_by_one_and_repeats_the_last_action():
+    """--knots 0: a control point per step, S = I and the warm start drops u_0 and repeats the last action."""
     plan = np.arange(8.0).reshape(4, 2)
-    assert mppi.shift_plan(plan).tolist() == [[2, 3], [4, 5], [6, 7], [6, 7]]
+    spline, shift = mppi.interpolation_matrices(4, 0)
+    assert np.array_equal(spline, np.eye(4))
+    assert (shift @ plan).tolist() == [[2, 3], [4, 5], [6, 7], [6, 7]]
+
+
+def test_knots_interpolate_linearly_and_shift_by_one_step():
+    """4 points over H = 10 steps sit at τ = 0, 3, 6, 9; the actions are the straight lines between them, and the
+    shifted points are the old plan read one step later, so that S·(T·P) = the old actions from step 1 on."""
+    points = np.array([[0.0, 1.0], [3.0, -2.0], [-3.0, 4.0], [6.0, 0.0]])
+    spline, shift = mppi.interpolation_matrices(10, 4)
+    actions = spline @ points
+    for d in range(2):  # against np.interp of each action dimension on the knots' steps
+        assert actions[:, d] == pytest.approx(np.interp(np.arange(10), [0, 3, 6, 9], points[:, d]), abs=1e-12)
+    assert actions[0].tolist() == points[0].tolist()  # u_0 = P_0: the executed action is the first point
+    shifted = spline @ (shift @ points)
+    # the knots of the shifted plan sit on the old plan's line at τ_j + 1 (the last one stays at H − 1)
+    assert (shift @ points) == pytest.approx(np.stack([np.interp([1, 4, 7, 9], [0, 3, 6, 9], points[:, d])
+                                                       for d in range(2)], axis=1), abs=1e-12)
+    assert shifted[0] == pytest.approx(actions[1], abs=1e-12)
+    # more knots than steps: one per step, as --knots 0
+    assert np.array_equal(mppi.interpolation_matrices(3, 8)[0], np.eye(3))
+
+
+def test_mppi_on_knots_is_the_average_of_the_interpolated_samples():
+    """Averaging the control points with the weights averages the interpolated action sequences (S is linear)."""
+    rng = np.random.default_rng(7)
+    spline, _ = mppi.interpolation_matrices(12, 3)
+    seen = {}
+
+    def returns_fn(actions):
+        seen["actions"] = actions
+        return -np.square(actions - 0.3).sum(axis=(1, 2))
+    plan, weights = mppi.mppi_plan(np.zeros((3, 2)), returns_fn, rng, np.array([0.5, 0.5]), np.full(2, -1.0),
+                                   np.full(2, 1.0), num_samples=50, iterations=1, temperature=2.0, spline=spline)
+    assert seen["actions"].shape == (50, 12, 2)
+    assert np.all(np.abs(seen["actions"]) <= 1.0)  # clipped points, interpolated, stay within the bounds
+    assert spline @ plan == pytest.approx(np.tensordot(weights, seen["actions"], axes=1), abs=1e-12)
 
 
 def test_pendulum_model_equals_env_step():
@@ -128,12 +165,12 @@ def test_one_gymnasium_step_is_frame_skip_rollout_steps_bit_for_bit():
             assert np.array_equal(data.qpos, qpos) and np.array_equal(data.qvel, qvel)
 
 
-def test_hopper_planning_reward_is_the_env_reward():
-    """Hopper's planning reward is the env's own: the true model's return of a sequence equals the sum of env.step's
-    rewards while the hopper is healthy, and stops where the env terminates."""
+def test_hopper_env_reward_is_the_env_reward():
+    """--hopper-reward env: the true model's return of a sequence equals the sum of env.step's rewards while the
+    hopper is healthy, and stops where the env terminates."""
     env = mppi.make_env("Hopper-v4")
     env.reset(seed=5)
-    returns_fn = mppi.true_model(env, "Hopper-v4", 1)
+    returns_fn = mppi.true_model(env, "Hopper-v4", 1, hopper_reward="env")
     rng = np.random.default_rng(5)
     actions = rng.uniform(-1, 1, (3, 40, 3)).astype(np.float32).astype(np.float64)
     predicted = returns_fn(actions)
@@ -262,3 +299,41 @@ def test_ensemble_members_are_independent_networks():
             h = torch.nn.functional.silu(h) if i < len(ens.weights) - 1 else h
         torch.testing.assert_close(mean[e], h[:, :2], rtol=1e-10, atol=1e-12)
     assert torch.all(logvar <= ens.max_logvar) and torch.all(logvar >= ens.min_logvar)
+
+
+def test_hopper_shaped_reward_by_hand():
+    """r = −[0.1‖a‖² + 50(z − 1.25)² + 3θ² + 3(ẋ − 2.5)²] while alive, −30 per step from the fall on."""
+    qpos, qvel = np.zeros((1, 3, 6)), np.zeros((1, 3, 6))
+    qpos[0, :, 1] = [1.25, 1.05, 0.6]  # torso height z; the last step is below the env's 0.7: fallen
+    qpos[0, :, 2] = [0.0, 0.1, 0.0]  # torso angle θ
+    qvel[0, :, 0] = [2.5, 1.5, 0.0]  # forward speed ẋ
+    actions = np.zeros((1, 3, 3))
+    actions[0, 0] = [1.0, -1.0, 0.5]
+    _, alive = mppi.hopper_env_reward(qpos, qvel, actions, np.zeros((1, 3)), 0.008)
+    assert alive.tolist() == [[1, 1, 0]]
+    r = mppi.planning_reward_hopper(qpos, qvel, actions, alive)
+    expected = [-0.1 * 2.25, -(50 * 0.2 ** 2 + 3 * 0.1 ** 2 + 3 * 1.0 ** 2), -30.0]
+    assert r[0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_hopper_true_model_plans_on_the_shaped_reward():
+    """The default true model's return is Σ_t planning_reward_hopper along the rolled-out states."""
+    env = mppi.make_env("Hopper-v4")
+    env.reset(seed=6)
+    actions = np.random.default_rng(6).uniform(-1, 1, (2, 30, 3))
+    inner = env.unwrapped
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    start = np.zeros(mujoco.mj_stateSize(inner.model, spec))
+    mujoco.mj_getState(inner.model, inner.data, start, spec)
+    predicted = mppi.true_model(env, "Hopper-v4", 1)(actions)
+    for k in range(2):
+        mujoco.mj_setState(inner.model, inner.data, start, spec)
+        total, alive = 0.0, True
+        for t in range(30):
+            env.step(actions[k, t].astype(np.float32))
+            q, v = inner.data.qpos, inner.data.qvel
+            alive = alive and bool(inner.is_healthy)
+            cost = (0.1 * np.square(actions[k, t]).sum() + 50 * (q[1] - 1.25) ** 2 + 3 * q[2] ** 2
+                    + 3 * (v[0] - 2.5) ** 2)
+            total += -cost if alive else -30.0
+        assert predicted[k] == pytest.approx(total, rel=1e-6)
