@@ -486,9 +486,9 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
     the torso's height and angle are held near their standing values at every step, where the env only checks them
     against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any upright state usually does
     (standing still costs 3·2.5² ≈ 19), so dying early rarely pays. The weights are from a handful of one-episode
-    development runs: with height weight 10 the torso sank below 0.7 within 240–440 steps; with 50 two episodes of
-    four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It is not reliable yet: the benchmark's episodes
-    still fall (README), as do runs with a fall cost of 100 (too careful: ~1 per step) and ẋ* = 3 (fell at 464).
+    development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below 0.7 within 265–438
+    steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It is not
+    reliable yet: the benchmark's episodes still fall (README); a fall cost of 100 is too careful (~1 per step).
     """
     z, angle, speed = qpos[..., 1], qpos[..., 2], qvel[..., 0]
     w = HOPPER_WEIGHTS
