@@ -11,7 +11,9 @@ The README's "development episodes" (the planner's noise from numpy seed 0, one 
     python benchmark/mppi_hopper_dev.py --v 2.0 --wv 3 --zmin 0.85 --steps 1000                      # height weight 10: 807, falls at 329
     python benchmark/mppi_hopper_dev.py --v 2.5 --wv 3 --wh 50 --dead 100 --steps 1000 --seed 10001  # careful: ~1 per step
 --v, --wv, --wh, --wr, --wc, --dead: speed target and the weights of planning_reward_hopper; --knots, --K, --H, --sigma,
---lam: the planner. It plans on knots exactly as mppi.py does (a copy, kept apart so mppi.py stays one file).
+--lam: the planner. It is mppi.py's knot planner and planning_reward_hopper with the weights as arguments, in its
+own copy written before mppi.py had them (the numbers above come from this copy: its noise comes from numpy seed
+0, mppi.py's from --seed + 1, and its interpolation is computed differently, so mppi.py's episodes differ).
 """
 import argparse
 import json
