@@ -1,19 +1,52 @@
 """Development runs of mppi.py's Hopper planner: one episode, one variant of the shaped cost, printed every 50 steps.
 
-The README's "development episodes" (the planner's noise from numpy seed 0, one rollout thread):
-    python benchmark/mppi_hopper_dev.py --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000                # 1,980, 1000 steps
-    python benchmark/mppi_hopper_dev.py --v 2.0 --wv 3 --wh 50 --dead 30 --steps 1000                # 1,829, 1000 steps
-    python benchmark/mppi_hopper_dev.py --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000 --seed 10001   # 562, falls at 270
-    python benchmark/mppi_hopper_dev.py --v 3.0 --wv 3 --wh 50 --dead 30 --steps 1000                # 1,148, falls at 464
-    python benchmark/mppi_hopper_dev.py --v 2.0 --wv 3 --steps 1000                                  # height weight 10: 1,029, falls at 438
-    python benchmark/mppi_hopper_dev.py --v 2.5 --steps 1000                                         # height weight 10: 598, falls at 276
-    python benchmark/mppi_hopper_dev.py --v 2.0 --wv 3 --K 128 --steps 1000                          # height weight 10: 730, falls at 265
-    python benchmark/mppi_hopper_dev.py --v 2.0 --wv 3 --zmin 0.85 --steps 1000                      # height weight 10: 807, falls at 329
-    python benchmark/mppi_hopper_dev.py --v 2.5 --wv 3 --wh 50 --dead 100 --steps 1000 --seed 10001  # careful: ~1 per step
+The README's "development episodes" (the planner's noise from numpy seed 0, one rollout thread), each
+`python benchmark/mppi_hopper_dev.py` with:
+    --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,980, 1000 steps
+    --v 2.0 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,829, 1000 steps
+    --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000 --seed 10001    # 562, falls at 270
+    --v 3.0 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,148, falls at 464
+    --v 2.0 --wv 3 --steps 1000                                   # height weight 10: 1,029, falls at 438
+    --v 2.5 --steps 1000                                          # height weight 10: 598, falls at 276
+    --v 2.0 --wv 3 --K 128 --steps 1000                           # height weight 10: 730, falls at 265
+    --v 2.0 --wv 3 --zmin 0.85 --steps 1000                       # height weight 10: 807, falls at 329
+    --v 2.5 --wv 3 --wh 50 --dead 100 --steps 1000 --seed 10001   # careful: ~1 per step
 --v, --wv, --wh, --wr, --wc, --dead: speed target and the weights of planning_reward_hopper; --knots, --K, --H, --sigma,
 --lam: the planner. It is mppi.py's knot planner and planning_reward_hopper with the weights as arguments, in its
 own copy written before mppi.py had them (the numbers above come from this copy: its noise comes from numpy seed
 0, mppi.py's from --seed + 1, and its interpolation is computed differently, so mppi.py's episodes differ).
+
+Session 13 (episode length = the step it fell at + 1, or 1000; all with --wh 50 --steps 1000):
+    --v 1.5 --wv 10 --dead 30 --seed 10001                                     # 2,081, 1000 steps
+    --v 1.5 --wv 10 --dead 30                                                  # 436, 203 steps
+    --v 2.0 --wv 10 --dead 30 --seed 10001                                     # 501, 191 steps
+    --v 2.5 --wv 3 --dead 30 --H 150 --knots 5 --seed 10001                    # 1,415, 645 steps
+  --exact 1: the plan is H actions and only the noise is n points, interpolated (plan + S·ε), so sample 0 is the
+  exact rest of the last plan and the shift drops u_0 (the knot plan's shift re-reads the spline one step later,
+  which moves its corners: sample 0 is then not what was planned). Alone it changes little:
+    --exact 1 --v 2.5 --wv 3 --dead 30                                         # 685, 214 steps
+    --exact 1 --v 2.5 --wv 3 --dead 30 --seed 10001                            # 816, 329 steps
+    same + --lump 300 (a fall anywhere in the horizon costs 300 more)          # 530, 255; 10001: 823, 328
+    same + --knots 8 / --knots 12                                              # 806, 287 / 569, 198
+    same + --sigma 0.2 / --sigmin 0.05 (σ spread 0.05–0.5 over the K samples)  # 623, 299 / 514, 204
+    same + --dead 60                                                           # 500, 222
+    same + --thmax 0.12 (plan as if |θ| ≥ 0.12 were a fall)                    # 279, 119
+    same + --K 16 --iters 4                                                    # 756, 231
+    same + --K 32 --iters 4 (twice the rollouts per step: ~0.9 s)              # 2,829, 906 steps
+    same + --K 32 --iters 4 --seed 10001 / --seed 10002                        # 944, 438 / 681, 269
+  --every 25 prints fall_in: for the heaviest sample of each of the last 12 steps, the steps until it falls (−1:
+  it lives the whole horizon). In the falling episodes it counts down, one per step, for 50–100 steps before the
+  fall: every sample found falls, and hardly any falls later than the last plan did. --probe T stops at step T
+  and searches from that state with CEM (15 rounds of 1000 sequences, refitted to the 50 that live longest; 4, 10
+  and 25 points):
+    --exact 1 --sigmin 0.05 --v 2.5 --wv 3 --dead 30 --every 25 --probe 112    # lives all 100 steps (round 0)
+    same with --probe 125 / 140 / 175                                          # at most 86 / 70 / 29 steps
+  (at 125 with 4 and 10 points only; without --probe the episode falls at step 203, its length 204.) So from ~0.6 s
+  before the fall no action sequence avoids it, while 13 steps earlier a wide search finds one that lives the
+  horizon: the planner loses the way out while the fall is still near the end of its look-ahead, and K = 64 around
+  the plan does not find it again. --exact 1 --rescue 8 (up to 8 more rounds of K samples, σ = --rsigma, while every
+  sample falls) needed all 8 rounds at almost every step from the start (~8 s per step) and was stopped at step 25;
+  --exact 1 --H 200 --knots 6 stood still (~2 s per step) and was stopped at step 150.
 """
 import argparse
 import json
@@ -38,7 +71,13 @@ p.add_argument("--threads", type=int, default=1); p.add_argument("--seed", type=
 p.add_argument("--h", type=float, default=1.25); p.add_argument("--v", type=float, default=1.5)
 p.add_argument("--wh", type=float, default=10.); p.add_argument("--wr", type=float, default=3.)
 p.add_argument("--wv", type=float, default=1.); p.add_argument("--wc", type=float, default=0.1)
-p.add_argument("--dead", type=float, default=10.); p.add_argument("--zmin", type=float, default=0.7); p.add_argument("--thmax", type=float, default=0.2); p.add_argument("--lamrel", type=float, default=0.)
+p.add_argument("--dead", type=float, default=10.); p.add_argument("--lamrel", type=float, default=0.)
+p.add_argument("--zmin", type=float, default=0.7); p.add_argument("--thmax", type=float, default=0.2)
+# session 13's options: see the docstring
+p.add_argument("--exact", type=int, default=0); p.add_argument("--lump", type=float, default=0.)
+p.add_argument("--sigmin", type=float, default=0.); p.add_argument("--probe", type=int, default=-1)
+p.add_argument("--rescue", type=int, default=0); p.add_argument("--rsigma", type=float, default=0.7)
+p.add_argument("--every", type=int, default=50)
 a = p.parse_args()
 env = gym.make("Hopper-v4"); inner = env.unwrapped
 model, data, fs = inner.model, inner.data, inner.frame_skip
@@ -68,30 +107,70 @@ def returns(actions):
     r_env, alive = M.hopper_env_reward(qpos, qvel, actions, x_before, inner.dt)
     if a.zmin != 0.7 or a.thmax != 0.2:
         alive = np.cumprod((qpos[..., 1] > a.zmin) & (np.abs(qpos[..., 2]) < a.thmax), axis=1)
+    global LAST_ALIVE; LAST_ALIVE = alive
     if a.cost == "env":
         return (r_env * alive).sum(1)
     z, th, vx = qpos[..., 1], qpos[..., 2], qvel[..., 0]
     c = a.wc * np.square(actions).sum(-1) + a.wh * (z - a.h) ** 2 + a.wr * th ** 2 + a.wv * (vx - a.v) ** 2
     if a.cost == "mjpc":
-        return (-c * alive - a.dead * (1 - alive)).sum(1)
+        return (-c * alive - a.dead * (1 - alive)).sum(1) - a.lump * (1 - alive[:, -1])
     if a.cost == "mjpc_noterm":
         return (-c).sum(1)
 knots = np.zeros((a.knots, 3))
 obs, _ = env.reset(seed=a.seed)
-tot, t0, ess = 0.0, time.time(), []
+tot, t0, ess, fall_in, rescues = 0.0, time.time(), [], [], []
 for step in range(a.steps):
-    for it in range(a.iters):
+    if step == a.probe:  # a large CEM search from here: does any sequence survive the horizon?
+        for nk in (4, 10, 25):  # control points of the searched sequences
+            tkp, t_all = np.linspace(0, a.H - 1, nk), np.arange(a.H)
+            mean, sd = np.zeros((nk, 3)), np.full((nk, 3), 0.7)
+            for it in range(15):  # 15 rounds of 1000 sequences, refitted to the 50 best
+                pts = np.clip(mean + rng.standard_normal((1000, nk, 3)) * sd, low, high)
+                acts = np.stack([np.stack([np.interp(t_all, tkp, pts[k, :, d]) for d in range(3)], 1)
+                                 for k in range(1000)])
+                if it == 0:
+                    acts[0] = plan
+                R = returns(acts); al = LAST_ALIVE.sum(1)
+                el = np.argsort(-al * 1000 + R)[:50]  # survival first, then return
+                mean, sd = pts[el].mean(0), pts[el].std(0) + 0.02
+                print(f"probe knots {nk} iter {it}: best alive {al.max()} of {a.H}, "
+                      f"mean of elites {al[el].mean():.0f}", flush=True)
+        sys.exit()
+    if a.exact:
+        if step == 0:
+            plan = np.zeros((a.H, 3))
+        for it in range(a.iters):
+            eps = rng.standard_normal((a.K, a.knots, 3)) * a.sigma; eps[0] = 0
+            if a.sigmin: eps *= np.geomspace(a.sigmin / a.sigma, 1, a.K)[:, None, None]
+            cand = np.clip(plan + spline(eps), low, high)
+            R = returns(cand); al = LAST_ALIVE
+            for r_ in range(a.rescue):  # every sample falls within the horizon: search more, wider, until one lives
+                if al[np.argmax(R), -1] == 1: break
+                more = np.clip(plan + spline(rng.standard_normal((a.K, a.knots, 3)) * a.rsigma), low, high)
+                Rm = returns(more)
+                cand, R = np.concatenate([cand, more]), np.concatenate([R, Rm])
+                al = np.concatenate([al, LAST_ALIVE])
+                rescues.append(1)
+            LAST_ALIVE = al
+            w = M.mppi_weights(R, a.lam); ess.append(1 / np.square(w).sum())
+            plan = np.tensordot(w, cand, axes=1)
+        b = int(np.argmax(w))  # the heaviest sample: steps until it falls, −1 if it lives the horizon
+        fall_in.append(int(LAST_ALIVE[b].sum()) if LAST_ALIVE[b, -1] == 0 else -1)
+        act = plan[0]; plan = np.concatenate([plan[1:], plan[-1:]])
+    for it in range(0 if a.exact else a.iters):
         eps = rng.standard_normal((a.K, a.knots, 3)) * a.sigma; eps[0] = 0
         kk = np.clip(knots + eps, low, high)
         R = returns(spline(kk))
         lam = a.lam if a.lamrel == 0 else max(a.lamrel * (R.max() - np.median(R)), 1e-6)
         w = M.mppi_weights(R, lam); ess.append(1 / np.square(w).sum())
         knots = np.tensordot(w, kk, axes=1)
-    act = spline(knots)[0]
-    knots = shift(knots)
+    if not a.exact:
+        act = spline(knots)[0]
+        knots = shift(knots)
     obs, r, term, trunc, _ = env.step(act.astype(np.float32)); tot += r
-    if step % 50 == 0 or term:
+    if step % a.every == 0 or term:
         print(f"{step} z={inner.data.qpos[1]:.2f} th={inner.data.qpos[2]:.2f} vx={inner.data.qvel[0]:.2f} "
-              f"ret={tot:.0f} ess={np.mean(ess[-50:]):.1f} {time.time()-t0:.0f}s", flush=True)
+              f"ret={tot:.0f} ess={np.mean(ess[-50:]):.1f} {time.time()-t0:.0f}s fall_in={fall_in[-12:]} "
+              f"rescue rounds {len(rescues)}", flush=True)
     if term or trunc: break
 print(json.dumps(dict(args=vars(a), steps=step + 1, ret=round(tot, 1), sec=round(time.time() - t0))), flush=True)
