@@ -201,6 +201,13 @@ def check_args(args: Args) -> None:
         (args.model == "true" or args.checkpoint is not None or args.total_timesteps >= args.random_steps,
          f"--total-timesteps ({args.total_timesteps}) must cover the --random-steps ({args.random_steps}) the model is first fitted on"),
         (0 < args.holdout_fraction < 1, "--holdout-fraction must be in (0, 1)"),
+        # options that only one env's true model reads: elsewhere they would be silently ignored
+        (args.hopper_reward == "shaped" or (args.env.startswith("Hopper-") and args.model == "true"),
+         f"--hopper-reward env is for Hopper with --model true (it picks the reward its true model plans on), "
+         f"not {args.env} with --model {args.model}"),
+        (args.terminal_value or (args.env.startswith("InvertedPendulum-") and args.model == "true"),
+         f"--no-terminal-value is for InvertedPendulum with --model true (the only env given a terminal value), "
+         f"not {args.env} with --model {args.model}"),
     ]
     for ok, message in rules:
         if not ok:
