@@ -344,6 +344,11 @@ def interpolation_matrices(horizon: int, knots: int) -> tuple:
     u_0 leaves and the last action repeats. With n ≪ H the noise is a smooth, low-dimensional curve (Hopper: 4 points for
     100 steps): K samples search 4·A numbers instead of 100·A (the spline plans of MuJoCo MPC's predictive sampling,
     Howell et al. 2022, here linear).
+
+    GOTCHA: with n < H the shift is approximate: T·P re-reads the spline one step later at the control points, and
+    the line through those values bends at the old τ_j, not at τ_j − 1, so the shifted plan is close to, not exactly,
+    the rest of the last one, and sample 0 (ε = 0) is that approximation. Planning all H actions with only the noise
+    on the points makes the warm start exact; on Hopper it changed little (benchmark/mppi_hopper_dev.py --exact 1).
     """
     n = horizon if knots == 0 else min(knots, horizon)
     tau = np.linspace(0.0, horizon - 1, n)  # the steps the control points sit at; τ_0 = 0, so u_0 = P_0
