@@ -34,6 +34,7 @@ Session 13 (episode length = the step it fell at + 1, or 1000; all with --wh 50 
     same + --K 16 --iters 4                                                    # 756, 231
     same + --K 32 --iters 4 (twice the rollouts per step: ~0.9 s)              # 2,829, 906 steps
     same + --K 32 --iters 4 --seed 10001 / --seed 10002                        # 944, 438 / 681, 269
+    same + --K 32 --iters 4 --v 1.5 --wv 10 / and --seed 10001                 # 320, 143 / 505, 215
   --every 25 prints fall_in: for the heaviest sample of each of the last 12 steps, the steps until it falls (−1:
   it lives the whole horizon). In the falling episodes it counts down, one per step, for 50–100 steps before the
   fall: every sample found falls, and hardly any falls later than the last plan did. --probe T stops at step T
