@@ -35,6 +35,9 @@ Session 13 (episode length = the step it fell at + 1, or 1000; all with --wh 50 
     same + --K 32 --iters 4 (twice the rollouts per step: ~0.9 s)              # 2,829, 906 steps
     same + --K 32 --iters 4 --seed 10001 / --seed 10002                        # 944, 438 / 681, 269
     same + --K 32 --iters 4 --v 1.5 --wv 10 / and --seed 10001                 # 320, 143 / 505, 215
+    same + --fresh 16 (16 of the 64 samples drawn around zero, σ = --rsigma)   # 469, 168
+  and, for comparison, the knot planner above from reset 10002:
+    --v 2.5 --wv 3 --dead 30 --seed 10002                                      # 1,390, 647 steps
   --every 25 prints fall_in: for the heaviest sample of each of the last 12 steps, the steps until it falls (−1:
   it lives the whole horizon). In the falling episodes it counts down, one per step, for 50–100 steps before the
   fall: every sample found falls, and hardly any falls later than the last plan did. --probe T stops at step T
@@ -78,7 +81,7 @@ p.add_argument("--zmin", type=float, default=0.7); p.add_argument("--thmax", typ
 p.add_argument("--exact", type=int, default=0); p.add_argument("--lump", type=float, default=0.)
 p.add_argument("--sigmin", type=float, default=0.); p.add_argument("--probe", type=int, default=-1)
 p.add_argument("--rescue", type=int, default=0); p.add_argument("--rsigma", type=float, default=0.7)
-p.add_argument("--every", type=int, default=50)
+p.add_argument("--every", type=int, default=50); p.add_argument("--fresh", type=int, default=0)
 a = p.parse_args()
 env = gym.make("Hopper-v4"); inner = env.unwrapped
 model, data, fs = inner.model, inner.data, inner.frame_skip
@@ -144,6 +147,8 @@ for step in range(a.steps):
             eps = rng.standard_normal((a.K, a.knots, 3)) * a.sigma; eps[0] = 0
             if a.sigmin: eps *= np.geomspace(a.sigmin / a.sigma, 1, a.K)[:, None, None]
             cand = np.clip(plan + spline(eps), low, high)
+            if a.fresh:  # the last --fresh samples are drawn around zero (σ = --rsigma), not around the plan
+                cand[-a.fresh:] = np.clip(spline(rng.standard_normal((a.fresh, a.knots, 3)) * a.rsigma), low, high)
             R = returns(cand); al = LAST_ALIVE
             for r_ in range(a.rescue):  # every sample falls within the horizon: search more, wider, until one lives
                 if al[np.argmax(R), -1] == 1: break
