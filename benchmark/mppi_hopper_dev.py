@@ -121,6 +121,7 @@ def returns(actions):
     if a.cost == "mjpc_noterm":
         return (-c).sum(1)
 knots = np.zeros((a.knots, 3))
+plan = np.zeros((a.H, 3))  # --exact 1: the plan is the H actions themselves
 obs, _ = env.reset(seed=a.seed)
 tot, t0, ess, fall_in, rescues = 0.0, time.time(), [], [], []
 for step in range(a.steps):
@@ -132,8 +133,8 @@ for step in range(a.steps):
                 pts = np.clip(mean + rng.standard_normal((1000, nk, 3)) * sd, low, high)
                 acts = np.stack([np.stack([np.interp(t_all, tkp, pts[k, :, d]) for d in range(3)], 1)
                                  for k in range(1000)])
-                if it == 0:
-                    acts[0] = plan
+                if it == 0:  # the planner's own plan is one of the first round's sequences
+                    acts[0] = plan if a.exact else spline(knots)
                 R = returns(acts); al = LAST_ALIVE.sum(1)
                 el = np.argsort(-al * 1000 + R)[:50]  # survival first, then return
                 mean, sd = pts[el].mean(0), pts[el].std(0) + 0.02
@@ -141,8 +142,6 @@ for step in range(a.steps):
                       f"mean of elites {al[el].mean():.0f}", flush=True)
         sys.exit()
     if a.exact:
-        if step == 0:
-            plan = np.zeros((a.H, 3))
         for it in range(a.iters):
             eps = rng.standard_normal((a.K, a.knots, 3)) * a.sigma; eps[0] = 0
             if a.sigmin: eps *= np.geomspace(a.sigmin / a.sigma, 1, a.K)[:, None, None]
