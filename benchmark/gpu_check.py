@@ -26,7 +26,8 @@ TINY = {
     "maxent_irl": "--iterations 4 --log-every 2 --num-demos 5 --eval-episodes 3",
     "gail": "--total-timesteps 256 --num-steps 128 --num-minibatches 4 --disc-minibatches 4 --update-epochs 1 "
             "--eval-episodes 2",
-    "gcl": "--total-timesteps 256 --num-steps 128 --num-minibatches 4 --update-epochs 1 --irl-steps 2 --eval-episodes 2",
+    "gcl": "--total-timesteps 256 --num-steps 128 --num-minibatches 4 --update-epochs 1 --irl-steps 2 "
+           "--eval-episodes 2",
     "soft_q": "--total-timesteps 300 --learning-starts 100 --batch-size 16 --eval-episodes 2",
     "mppi": "--model learned --total-timesteps 250 --random-steps 200 --refit-every 50 --model-epochs 2 "
             "--ensemble-size 2 --model-hidden-size 16 --num-samples 10 --eval-episodes 1",
