@@ -498,10 +498,10 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
     that dives forward (ẋ → 3.5 while the torso sinks from 1.25 to 0.7) out-earns one that stays up, because no
     sampled sequence lives long enough to see what the dive costs later. It falls after 120–280 steps (return
     ~300–860) whatever K, H, λ, σ or the knots were in earlier development runs; the README's row: 443 ± 54.
-    Here the speed is a target, not a payment (ẋ beyond 2.5 costs),
-    the torso's height and angle are held near their standing values at every step, where the env only checks them
-    against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any upright state usually does
-    (standing still costs 3·2.5² ≈ 19), so dying early rarely pays. The weights are from a handful of one-episode
+    Here the speed is a target, not a payment (ẋ beyond 2.5 costs), the torso's height and angle are held near
+    their standing values at every step, where the env only checks them against its limits (z > 0.7, |θ| < 0.2),
+    and a fall costs more per step (30) than any upright state usually does (standing still costs 3·2.5² ≈ 19), so
+    dying early rarely pays. The weights are from a handful of one-episode
     development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below 0.7 within 265–438
     steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It is not
     reliable yet: the benchmark's episodes still fall (README); a fall cost of 100 is too careful (~1 per step).
