@@ -61,8 +61,35 @@ the horizon does (a crude terminal value). One episode per reset (--seed 10000 /
   Without it, the first line's weights got 1,980 / 562 / 1,390 (mean 1,311, 639 steps on average): with it the
   episodes last longer (765 steps on average) for the same mean return, still fall, and at the lower targets the
   hopper often stands still for long stretches (985 over 1000 steps). Not a fix.
+
+Session 15 (all --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000 unless said; "return, steps" per reset seed):
+  --integ euler plans on a copy of the model stepped by MuJoCo's Euler integrator instead of Hopper's RK4: ~4× faster,
+  and from the reset state under 64 random 5-point action curves the torso height differs from RK4's by 0.003 (median;
+  90th percentile 0.007) after 50 steps, 0.008 (0.035) after 100 (--integ-check prints both).
+  That buys more samples per second, but not a planner that stays up:
+    --integ euler --K 64          # 10000: 983, 467; 10001: 259, 150; 10002: 465, 183; 10003: 662, 274;
+                                  # 10004: 828, 318; 10005: 1,725, 695 (0.13–0.15 s per step)
+    --integ euler --K 256         # 10000: 1,180, 548; 10001: 2,059, 789; 10003: 550, 209 (0.5–0.6 s per step)
+    same with --v 2.0             # 10000: 138, 81; 10001: 1,695, 1000
+    --integ euler --K 64 --lam 10 # 10000: 438, 176; 10002: 763, 341; 10003: 489, 239; 10004: 1,433, 612
+  RK4, K = 64 (the preset), for comparison (the first three are the runs above):
+                                  # 10000: 1,980, 1000; 10001: 562, 270; 10002: 1,390, 647; 10003: 831, 416;
+                                  # 10004: 1,796, 687; 10005: 458, 171 (mean 1,170; Euler's six: 820)
+  Euler's model error costs more than it saves: with the same K it did worse from 5 of the 6 resets.
+  A terminal value from the planner's own episodes (POLO's idea, one round, Monte-Carlo targets): 20 episodes of
+  --integ euler --K 64 --record F from resets 20000–20019 (7,331 states; returns 261–1,822, one lived 1000 steps),
+  V fitted by `python benchmark/hopper_value_fit.py --steps 1000 --out V.npz F...` (γ = 0.98, held-out error 0.34 of
+  the targets' variance), then --integ euler --K 64 --value V.npz (R += V(s_H), or −dead/(1−γ) for a sample that fell):
+    10000: 799, 296; 10001: 381, 157; 10002: 924, 605; 10003: 480, 177; 10004: 674, 485; 10005: 1,342, 1000
+  Mean 767 against 820 without it (the Euler K = 64 line). With the RK4 model (--K 64 --value V.npz, no --integ):
+    10000: 648, 296; 10001: 401, 166; 10002: 1,179, 1000; 10003: 348, 167; 10004: 1,415, 1000; 10005: 586, 266
+  Mean 763 against the preset's 1,170; the two that lived 1000 steps mostly stood still (1.2–1.4 per step, 1 of it
+  the alive bonus). It made the hopper slower, not steadier. The heights at the falls (with --every 10: 10001, RK4,
+  K = 64: z 1.14, 1.06, 0.90, 0.68 over its last 30 steps at θ 0.04–0.18, ẋ 2.2–2.4) show the torso sinking while it
+  runs on; --wr 30 (angle weight 30, not 3) fell sooner, at step 191.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -93,12 +120,19 @@ p.add_argument("--sigmin", type=float, default=0.); p.add_argument("--probe", ty
 p.add_argument("--rescue", type=int, default=0); p.add_argument("--rsigma", type=float, default=0.7)
 p.add_argument("--every", type=int, default=50); p.add_argument("--fresh", type=int, default=0)
 p.add_argument("--tail", type=int, default=0)
+p.add_argument("--record", default="")  # session 15: save each step's observation and shaped reward (npz)
+p.add_argument("--value", default="")  # session 15: a terminal value V(s_H) fitted by benchmark/hopper_value_fit.py
+p.add_argument("--integ", default="rk4")  # session 15: the integrator of the planner's copy of the model
+p.add_argument("--integ-check", action="store_true")  # session 15: compare it with RK4 and exit
 a = p.parse_args()
 env = gym.make("Hopper-v4"); inner = env.unwrapped
 model, data, fs = inner.model, inner.data, inner.frame_skip
 spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
 state = np.zeros(mujoco.mj_stateSize(model, spec))
-datas = [mujoco.MjData(model) for _ in range(a.threads)]
+pmodel = copy.deepcopy(model)  # the planner's model: Hopper's own (RK4) unless --integ says otherwise
+pmodel.opt.integrator = {"rk4": mujoco.mjtIntegrator.mjINT_RK4, "euler": mujoco.mjtIntegrator.mjINT_EULER,
+                         "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST}[a.integ]
+datas = [mujoco.MjData(pmodel) for _ in range(a.threads)]
 nq, nv = model.nq, model.nv
 low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
 rng = np.random.default_rng(0)
@@ -115,7 +149,7 @@ def shift(knots):
 def returns(actions):
     mujoco.mj_getState(model, data, state, spec)
     controls = np.repeat(actions, fs, axis=1)
-    states, _ = mujoco.rollout.rollout(model, datas, state[None], controls)
+    states, _ = mujoco.rollout.rollout(pmodel, datas, state[None], controls)
     after = states[:, fs - 1::fs]
     qpos, qvel = after[..., 1:1 + nq], after[..., 1 + nq:1 + nq + nv]
     x_before = np.concatenate([np.full((len(actions), 1), data.qpos[0]), qpos[:, :-1, 0]], axis=1)
@@ -135,9 +169,36 @@ def returns(actions):
             th_x = th[:, -1:] + qvel[:, -1, 2:3] * s_dt
             alive_x = np.cumprod((z_x > a.zmin) & (np.abs(th_x) < a.thmax), axis=1) * alive[:, -1:]
             R = R - a.dead * (1 - alive_x).sum(1)
+        if a.value:  # R += V(s_H) for a sample alive at the end, the fallen value −dead/(1−γ) for one that fell
+            s_H = np.concatenate([qpos[:, -1, 1:], np.clip(qvel[:, -1], -10, 10)], axis=1)
+            R = R + np.where(alive[:, -1] > 0, value_of(s_H), -a.dead / (1 - VAL["gamma"]))
         return R
     if a.cost == "mjpc_noterm":
         return (-c).sum(1)
+if a.value:
+    VAL = dict(np.load(a.value))
+def value_of(s):  # the fitted MLP, in numpy: (K, 11) -> (K,)
+    h = (s - VAL["mu"]) / VAL["sd"]
+    for i in range(3):
+        h = h @ VAL[f"W{i}"].T + VAL[f"b{i}"]
+        if i < 2: h = np.tanh(h)
+    return h[:, 0] * VAL["rsd"] + VAL["rmu"]
+if a.integ_check:  # RK4 (Hopper's) against the planner's --integ model: time and torso-height gap, 64 random curves
+    obs, _ = env.reset(seed=0); mujoco.mj_getState(model, data, state, spec)
+    pts, t_all = np.random.default_rng(0).uniform(-1, 1, (64, 5, 3)), np.arange(100 * fs)
+    u = np.stack([np.stack([np.interp(t_all, np.linspace(0, 100 * fs - 1, 5), pts[k, :, d]) for d in range(3)], 1)
+                  for k in range(64)])
+    out = {}
+    for name, m in (("rk4", model), (a.integ, pmodel)):
+        d = [mujoco.MjData(m)]
+        for _ in range(3): t0 = time.time(); out[name] = mujoco.rollout.rollout(m, d, state[None], u)[0]
+        print(f"{name}: {time.time() - t0:.3f} s for 64 sequences of 100 steps")
+    gap = np.abs(out[a.integ] - out["rk4"])[:, fs - 1::fs, 2]  # |Δz| after each env step (state: time, qpos, ...)
+    for T in (10, 25, 50, 100):
+        g = gap[:, T - 1]
+        print(f"after {T} steps: |Δz| median {np.median(g):.4f}, 90th pct {np.percentile(g, 90):.3f}")
+    sys.exit()
+rec_obs, rec_r = [], []
 knots = np.zeros((a.knots, 3))
 plan = np.zeros((a.H, 3))  # --exact 1: the plan is the H actions themselves
 obs, _ = env.reset(seed=a.seed)
@@ -191,9 +252,15 @@ for step in range(a.steps):
         act = spline(knots)[0]
         knots = shift(knots)
     obs, r, term, trunc, _ = env.step(act.astype(np.float32)); tot += r
+    if a.record:  # the shaped reward of the step just taken (−dead if it ended the episode), and the state after it
+        q, qv = inner.data.qpos, inner.data.qvel
+        c = (a.wc * np.square(act).sum() + a.wh * (q[1] - a.h) ** 2 + a.wr * q[2] ** 2 + a.wv * (qv[0] - a.v) ** 2)
+        rec_obs.append(np.concatenate([q[1:], np.clip(qv, -10, 10)])); rec_r.append(-a.dead if term else -c)
     if step % a.every == 0 or term:
         print(f"{step} z={inner.data.qpos[1]:.2f} th={inner.data.qpos[2]:.2f} vx={inner.data.qvel[0]:.2f} "
               f"ret={tot:.0f} ess={np.mean(ess[-50:]):.1f} {time.time()-t0:.0f}s fall_in={fall_in[-12:]} "
               f"rescue rounds {len(rescues)}", flush=True)
     if term or trunc: break
+if a.record:
+    np.savez(a.record, obs=np.array(rec_obs), r=np.array(rec_r), fell=bool(term))
 print(json.dumps(dict(args=vars(a), steps=step + 1, ret=round(tot, 1), sec=round(time.time() - t0))), flush=True)

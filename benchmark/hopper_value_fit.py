@@ -1,0 +1,56 @@
+"""Development: fit a terminal value V(s) for mppi_hopper_dev.py --value from episodes it recorded (--record).
+
+V(s_t) ≈ Σ_{j≥0} γ^j r_{t+j}, the discounted shaped reward the planner itself collected from s_t on (Monte-Carlo
+targets, POLO's idea without its fitted backups); after a fall every later step costs --dead, so the fall's state
+gets −dead/(1−γ). An episode that lived its 1000 steps has no known tail: its last 100 steps are dropped and the
+rest bootstrapped with the mean of its last 50 rewards as if it went on forever. A tanh MLP (11 → 64 → 64 → 1).
+
+    python benchmark/hopper_value_fit.py --out /tmp/value.npz /tmp/rec/*.npz
+"""
+import argparse
+
+import numpy as np
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument("files", nargs="+"); p.add_argument("--out", required=True)
+p.add_argument("--gamma", type=float, default=0.98); p.add_argument("--dead", type=float, default=30.)
+p.add_argument("--steps", type=int, default=3000)
+a = p.parse_args()
+X, Y, groups = [], [], []
+for i, f in enumerate(a.files):
+    d = np.load(f)
+    obs, r, fell = d["obs"], d["r"], bool(d["fell"])
+    G = np.zeros(len(r))
+    g = -a.dead / (1 - a.gamma) if fell else r[-50:].mean() / (1 - a.gamma)
+    for t in range(len(r) - 1, -1, -1):
+        g = (-a.dead / (1 - a.gamma)) if (fell and t == len(r) - 1) else r[t] + a.gamma * g
+        G[t] = g
+    keep = len(r) if fell else max(len(r) - 100, 0)
+    X.append(obs[:keep]); Y.append(G[:keep]); groups += [i] * keep
+X, Y, groups = np.concatenate(X), np.concatenate(Y), np.array(groups)
+val = groups % 10 == 0  # every tenth episode held out
+mu, sd = X.mean(0), X.std(0) + 1e-6
+rmu, rsd = Y.mean(), Y.std() + 1e-6
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(11, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
+                          torch.nn.Linear(64, 1))
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+xt = torch.tensor((X - mu) / sd, dtype=torch.float32); yt = torch.tensor((Y - rmu) / rsd, dtype=torch.float32)
+tr, va = torch.tensor(~val), torch.tensor(val)
+for it in range(a.steps):
+    idx = torch.nonzero(tr)[:, 0][torch.randint(int(tr.sum()), (512,))]
+    loss = (net(xt[idx])[:, 0] - yt[idx]).pow(2).mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+    if it % 500 == 0 or it == a.steps - 1:
+        with torch.no_grad():
+            vl = (net(xt[va])[:, 0] - yt[va]).pow(2).mean().item() if va.any() else float("nan")
+        print(f"{it} train {loss.item():.3f} held-out {vl:.3f} (fraction of the targets' variance)")
+W = [m for m in net if isinstance(m, torch.nn.Linear)]
+out = dict(mu=mu, sd=sd, rmu=rmu, rsd=rsd, gamma=a.gamma)
+for i, m in enumerate(W):
+    out[f"W{i}"] = m.weight.detach().numpy().astype(np.float64)
+    out[f"b{i}"] = m.bias.detach().numpy().astype(np.float64)
+np.savez(a.out, **out)
+print(f"{len(Y)} states from {len(a.files)} episodes ({int(val.sum())} held out); "
+      f"targets {Y.min():.0f} to {Y.max():.0f}")
