@@ -4,10 +4,13 @@ V(s_t) ≈ Σ_{j≥0} γ^j r_{t+j}, the discounted shaped reward the planner its
 targets, POLO's idea without its fitted backups); after a fall every later step costs --dead, so the fall's state
 gets −dead/(1−γ). An episode that lived its 1000 steps has no known tail: its last 100 steps are dropped and the
 rest bootstrapped with the mean of its last 50 rewards as if it went on forever. A tanh MLP (11 → 64 → 64 → 1).
+The state s_t is the one after step t and its target starts with that step's reward, which the planner's H-step sum
+already holds for s_H: the value counts the last step twice (one step of ~50 in its effective horizon).
 
     python benchmark/hopper_value_fit.py --out /tmp/value.npz /tmp/rec/*.npz
 """
 import argparse
+import os
 
 import numpy as np
 import torch
@@ -51,6 +54,8 @@ out = dict(mu=mu, sd=sd, rmu=rmu, rsd=rsd, gamma=a.gamma)
 for i, m in enumerate(W):
     out[f"W{i}"] = m.weight.detach().numpy().astype(np.float64)
     out[f"b{i}"] = m.bias.detach().numpy().astype(np.float64)
-np.savez(a.out, **out)
+with open(a.out + ".tmp", "wb") as f:  # atomic: an interrupted run leaves no half-written file
+    np.savez(f, **out)
+os.replace(a.out + ".tmp", a.out)
 print(f"{len(Y)} states from {len(a.files)} episodes ({int(val.sum())} held out); "
       f"targets {Y.min():.0f} to {Y.max():.0f}")

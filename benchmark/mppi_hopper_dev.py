@@ -122,7 +122,7 @@ p.add_argument("--every", type=int, default=50); p.add_argument("--fresh", type=
 p.add_argument("--tail", type=int, default=0)
 p.add_argument("--record", default="")  # session 15: save each step's observation and shaped reward (npz)
 p.add_argument("--value", default="")  # session 15: a terminal value V(s_H) fitted by benchmark/hopper_value_fit.py
-p.add_argument("--integ", default="rk4")  # session 15: the integrator of the planner's copy of the model
+p.add_argument("--integ", default="rk4", choices=["rk4", "euler", "implicitfast"])  # session 15: the integrator of the planner's copy of the model
 p.add_argument("--integ-check", action="store_true")  # session 15: compare it with RK4 and exit
 a = p.parse_args()
 env = gym.make("Hopper-v4"); inner = env.unwrapped
@@ -262,5 +262,7 @@ for step in range(a.steps):
               f"rescue rounds {len(rescues)}", flush=True)
     if term or trunc: break
 if a.record:
-    np.savez(a.record, obs=np.array(rec_obs), r=np.array(rec_r), fell=bool(term))
+    with open(a.record + ".tmp", "wb") as f:  # atomic: an interrupted run leaves no half-written file
+        np.savez(f, obs=np.array(rec_obs), r=np.array(rec_r), fell=bool(term))
+    os.replace(a.record + ".tmp", a.record)
 print(json.dumps(dict(args=vars(a), steps=step + 1, ret=round(tot, 1), sec=round(time.time() - t0))), flush=True)
