@@ -122,7 +122,8 @@ p.add_argument("--every", type=int, default=50); p.add_argument("--fresh", type=
 p.add_argument("--tail", type=int, default=0)
 p.add_argument("--record", default="")  # session 15: save each step's observation and shaped reward (npz)
 p.add_argument("--value", default="")  # session 15: a terminal value V(s_H) fitted by benchmark/hopper_value_fit.py
-p.add_argument("--integ", default="rk4", choices=["rk4", "euler", "implicitfast"])  # session 15: the integrator of the planner's copy of the model
+# session 15: the integrator of the planner's copy of the model
+p.add_argument("--integ", default="rk4", choices=["rk4", "euler", "implicitfast"])
 p.add_argument("--integ-check", action="store_true")  # session 15: compare it with RK4 and exit
 a = p.parse_args()
 env = gym.make("Hopper-v4"); inner = env.unwrapped
