@@ -11,6 +11,7 @@ already holds for s_H: the value counts the last step twice (one step of ~50 in 
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 import torch
@@ -22,13 +23,16 @@ p.add_argument("--steps", type=int, default=3000)
 a = p.parse_args()
 X, Y, groups = [], [], []
 for i, f in enumerate(a.files):
-    d = np.load(f)
-    obs, r, fell = d["obs"], d["r"], bool(d["fell"])
-    G = np.zeros(len(r))
-    g = -a.dead / (1 - a.gamma) if fell else r[-50:].mean() / (1 - a.gamma)
+    try:
+        d = np.load(f)
+        obs, r, fell = d["obs"], d["r"], bool(d["fell"])
+    except (OSError, ValueError, KeyError) as err:
+        sys.exit(f"hopper_value_fit.py: error: {f} is not a file written by mppi_hopper_dev.py --record ({err})")
+    # G_t = r_t + γ·G_{t+1}, from the value after the last recorded step: a fall's −dead/(1−γ) (its own r_T = −dead,
+    # so G_T = −dead + γ·(−dead/(1−γ)) = −dead/(1−γ) as well), or the bootstrap of an episode that lived
+    G, g = np.zeros(len(r)), (-a.dead if fell else r[-50:].mean()) / (1 - a.gamma)
     for t in range(len(r) - 1, -1, -1):
-        g = (-a.dead / (1 - a.gamma)) if (fell and t == len(r) - 1) else r[t] + a.gamma * g
-        G[t] = g
+        G[t] = g = r[t] + a.gamma * g
     keep = len(r) if fell else max(len(r) - 100, 0)
     X.append(obs[:keep]); Y.append(G[:keep]); groups += [i] * keep
 X, Y, groups = np.concatenate(X), np.concatenate(Y), np.array(groups)
