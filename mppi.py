@@ -495,16 +495,17 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
         r_t = −[0.1·‖a_t‖² + 50·(z − 1.25)² + 3·θ² + 3·(ẋ − 2.5)²]   while alive,   −30 after the fall
 
     Why not the env's own reward (--hopper-reward env): 1 + ẋ per step pays for speed now, and a sample of 0.3–0.8 s
-    that dives forward (ẋ → 3.5 while the torso sinks from 1.25 to 0.7) out-earns one that stays up, because no
-    sampled sequence lives long enough to see what the dive costs later. It falls after 120–280 steps (return
-    ~300–860) whatever K, H, λ, σ or the knots were in earlier development runs; the README's row: 443 ± 54.
-    Here the speed is a target, not a payment (ẋ beyond 2.5 costs), the torso's height and angle are held near
-    their standing values at every step, where the env only checks them against its limits (z > 0.7, |θ| < 0.2),
-    and a fall costs more per step (30) than any upright state usually does (standing still costs 3·2.5² ≈ 19), so
-    dying early rarely pays. The weights are from a handful of one-episode
-    development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below 0.7 within 265–438
-    steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It is not
-    reliable yet: the benchmark's episodes still fall (README); a fall cost of 100 is too careful (~1 per step).
+    that dives forward (ẋ → 3.5 while the torso sinks from 1.25 to 0.7) out-earns one that stays up, because no sampled
+    sequence lives long enough to see what the dive costs later. It falls after 120–280 steps (return ~300–860) whatever
+    K, H, λ, σ or the knots were in earlier development runs; the README's row: 443 ± 54. Here the speed is a target,
+    not a payment (ẋ beyond 2.5 costs), the torso's height and angle are held near their standing values at every step,
+    where the env only checks them against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any
+    upright state usually does (standing still costs 3·2.5² ≈ 19), so dying early rarely pays. The weights are from a
+    handful of one-episode development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below
+    0.7 within 265–438 steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It
+    is not reliable yet: the benchmark's episodes still fall (README); a fall cost of 100 is too careful (~1 per step).
+    Other costs, more samples, a cheaper integrator and a terminal value fitted to the planner's own episodes did not
+    make it steadier either (benchmark/mppi_hopper_dev.py's docstring).
     """
     z, angle, speed = qpos[..., 1], qpos[..., 2], qvel[..., 0]
     w = HOPPER_WEIGHTS
