@@ -1,0 +1,236 @@
+"""Mutation check: does the fast suite catch the one-line slips a copy of these scripts is likely to carry?
+
+Each mutant below is one realistic edit of one line of one script (a swapped flag, a dropped line, a sign, γ for γλ,
+min for max, a density of the wrong set, ...). For each, this tool copies the project into a temporary folder, makes
+that edit there, and runs the script's fast tests alone: tests/test_<script>_math.py, _cli.py and _bookkeeping.py
+(not the learning tests, and not test_design.py, whose shared-block check would "kill" an edit of a shared block
+without saying anything about behaviour). A mutant is killed when those tests fail; one that survives is a line the
+suite does not guard. The unmutated copy must pass the same tests first.
+
+    python benchmark/mutation.py                 # every mutant, two at a time; prints the kill table
+    python benchmark/mutation.py --script ppo    # one script's mutants
+    python benchmark/mutation.py --list          # the mutants, without running anything
+
+Results are kept in benchmark/results/mutation.json, keyed by a hash of the mutated script and of the tests that
+ran, so an interrupted run resumes and an unchanged mutant is not run again (--fresh forgets them).
+Run by hand, not in CI: each mutant costs one run of a script's fast tests (seconds to a minute on 2 cores).
+"""
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmark", "results", "mutation.json")
+TIMEOUT_S = 900
+
+# (script, id, what the slip is, the exact text in the script, what it becomes). The text must occur exactly once.
+MUTANTS = [
+    # ── ppo.py
+    ("ppo", "gae-dones-as-terminated", "time limits treated as terminal: done_buf passed where term_buf goes",
+     "term_buf, done_buf, args.gamma, args.gae_lambda)", "done_buf, done_buf, args.gamma, args.gae_lambda)"),
+    ("ppo", "gae-terminated-as-dones", "the advantage sum runs on across episode ends: term_buf passed as dones",
+     "term_buf, done_buf, args.gamma, args.gae_lambda)", "term_buf, term_buf, args.gamma, args.gae_lambda)"),
+    ("ppo", "final-obs-dropped", "the line that stores infos['final_obs'] deleted: bootstrap from the next episode's s_0",
+     "next_obs_buf[t, i] = normalize_obs(infos[\"final_obs\"][i], obs_rms, args.clip_obs)", "pass"),
+    ("ppo", "final-obs-unnormalised", "the final observation stored raw, not normalised",
+     "next_obs_buf[t, i] = normalize_obs(infos[\"final_obs\"][i], obs_rms, args.clip_obs)",
+     "next_obs_buf[t, i] = infos[\"final_obs\"][i]"),
+    ("ppo", "gae-gamma-for-gamma-lambda", "GAE recursion with γ instead of γλ",
+     "last = deltas[t] + gamma * lam * (1.0 - dones[t]) * last", "last = deltas[t] + gamma * (1.0 - dones[t]) * last"),
+    ("ppo", "returns-without-values", "value target R̂ = Â instead of Â + V",
+     "returns = advantages + values_np  # R̂_t", "returns = advantages  # R̂_t"),
+    ("ppo", "clip-min-to-max", "L^CLIP with max instead of min", "return -torch.min(unclipped, clipped).mean()",
+     "return -torch.max(unclipped, clipped).mean()"),
+    ("ppo", "ratio-inverted", "r_t = π_θk/π_θ", "log_ratio = logp - logp_old", "log_ratio = logp_old - logp"),
+    ("ppo", "vclip-max-to-min", "clipped value loss with min instead of max",
+     "return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()",
+     "return 0.5 * torch.min((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()"),
+    ("ppo", "kl-beta-direction", "adaptive β moves the wrong way when the KL is too small",
+     "        return beta / factor\n    if kl > kl_target * tolerance:", "        return beta * factor\n    if kl > kl_target * tolerance:"),
+    ("ppo", "entropy-sign", "entropy bonus subtracted from the objective",
+     "loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy", "loss = pg_loss + args.vf_coef * v_loss + args.ent_coef * entropy"),
+    ("ppo", "discounted-return-not-reset", "reward scaling's running return not reset at an episode end",
+     "ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0", "ep_return[i], ep_length[i] = 0.0, 0"),
+    ("ppo", "episode-return-not-reset", "the logged training return runs on across episodes",
+     "ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0", "ep_length[i], discounted_return[i] = 0, 0.0"),
+    ("ppo", "obs-rms-not-updated", "the observation statistics never see the rollout",
+     "                if obs_rms is not None:\n                    obs_rms.update(raw_next_obs)\n",
+     "                if obs_rms is not None:\n                    pass\n"),
+    ("ppo", "eval-without-sqrt", "the deployed policy divides by σ² instead of σ",
+     "x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)",
+     "x = torch.clamp((obs - self.obs_mean) / (self.obs_var + self.eps), -self.clip_obs, self.clip_obs)"),
+    ("ppo", "stored-action-clipped", "the batch keeps the clipped action instead of the sampled one",
+     "                act_buf[t] = action\n\n                raw_next_obs, reward,", "                act_buf[t] = env_action\n\n                raw_next_obs, reward,"),
+    ("ppo", "reward-scaled-by-var", "rewards divided by the return variance instead of its std",
+     "reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)",
+     "reward = np.clip(reward / (ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)"),
+    ("ppo", "delta-bootstrap-on-dones", "δ_t zeroes the bootstrap at time limits too (in compute_gae)",
+     "deltas = rewards + gamma * (1.0 - terminated) * next_values - values",
+     "deltas = rewards + gamma * (1.0 - dones) * next_values - values"),
+    # ── gail.py
+    ("gail", "gae-dones-as-terminated", "time limits treated as terminal in the policy's GAE",
+     "term_buf, done_buf, args.gamma, args.gae_lambda)", "done_buf, done_buf, args.gamma, args.gae_lambda)"),
+    ("gail", "final-obs-dropped", "the final observation not stored: bootstrap from the next episode's s_0",
+     "next_obs_buf[t, i] = normalize_obs(infos[\"final_obs\"][i], obs_rms, args.clip_obs)", "pass"),
+    ("gail", "labels-swapped", "D trained with the policy as the positive class",
+     "d_loss = discriminator_loss(logits_e, logits_p)", "d_loss = discriminator_loss(logits_p, logits_e)"),
+    ("gail", "reward-of-expert-pairs", "the policy's reward computed on the expert's pairs",
+     "learned = gail_reward(logits_p, args.reward_form)", "learned = gail_reward(logits_e, args.reward_form)"),
+    ("gail", "d-sees-per-step-normalisation", "D reads the policy's states as normalised at their own step",
+     "x_policy = discriminator_input(policy_obs, b_actions,", "x_policy = discriminator_input(b_obs, b_actions,"),
+    ("gail", "positive-reward-sign", "−log(1 − D) written as log(1 − D)",
+     "        return nn.functional.softplus(logits)\n", "        return -nn.functional.softplus(logits)\n"),
+    ("gail", "disc-loss-sign", "D's loss pushes the policy's pairs up",
+     "nn.functional.softplus(-logits_expert).mean() + nn.functional.softplus(logits_policy).mean()",
+     "nn.functional.softplus(-logits_expert).mean() + nn.functional.softplus(-logits_policy).mean()"),
+    ("gail", "gp-interpolation", "the gradient penalty's x̂ not between the two sets",
+     "x_hat = (eps * x_expert + (1 - eps) * x_policy)", "x_hat = (eps * x_expert + eps * x_policy)"),
+    ("gail", "reward-scaled-by-var", "learned rewards divided by the return variance instead of its std",
+     "rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)",
+     "rewards = np.clip(learned / (ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)"),
+    ("gail", "stored-action-clipped", "the batch keeps the clipped action, so log π is of the wrong action",
+     "                act_buf[t] = action\n", "                act_buf[t] = env_action\n"),
+]
+
+
+def mutant_key(script: str, mutated: str, tests: list) -> str:
+    digest = hashlib.sha256(mutated.encode())
+    for path in sorted(tests):
+        with open(os.path.join(ROOT, path), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+# Test files that check a script's copies of another script's code (gail.py and gcl.py carry ppo.py's learner).
+ALSO_TESTED_BY = {"gail": ["tests/test_ppo_math.py"], "gcl": ["tests/test_ppo_math.py", "tests/test_gail_math.py"]}
+
+
+def fast_tests(script: str) -> list:
+    """The script's fast tests, quickest to fail first: bookkeeping, math, then the command-line runs."""
+    names = [f"tests/test_{script}_{kind}.py" for kind in ("bookkeeping", "math")] + ALSO_TESTED_BY.get(script, [])
+    names.append(f"tests/test_{script}_cli.py")
+    return [n for n in names if os.path.exists(os.path.join(ROOT, n))]
+
+
+def helper_tests() -> list:
+    """Test files every script's tests may import (helpers, toy envs): part of the key too."""
+    return [os.path.join("tests", n) for n in sorted(os.listdir(os.path.join(ROOT, "tests")))
+            if n.endswith(".py") and not n.startswith("test_")]
+
+
+def copy_project(dest: str) -> None:
+    for name in os.listdir(ROOT):
+        if name.endswith(".py") or name in ("pytest.ini",):
+            shutil.copy2(os.path.join(ROOT, name), dest)
+    shutil.copytree(os.path.join(ROOT, "tests"), os.path.join(dest, "tests"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    os.symlink(os.path.join(ROOT, "experts"), os.path.join(dest, "experts"))  # read only by the tests
+
+
+def run_tests(dest: str, tests: list) -> tuple:
+    """(exit code, first failing test or '', seconds)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONDONTWRITEBYTECODE="1")
+    start = time.time()
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                 "-o", "addopts=", *tests], cwd=dest, env=env, capture_output=True, text=True,
+                                timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return -1, "timeout", time.time() - start
+    failed = re.findall(r"^FAILED (\S+)", result.stdout, re.M) or re.findall(r"^ERROR (\S+)", result.stdout, re.M)
+    return result.returncode, (failed[0] if failed else ""), time.time() - start
+
+
+def run_mutant(script: str, ident: str, old: str, new: str) -> dict:
+    tests = fast_tests(script)
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{script}-") as dest:
+        copy_project(dest)
+        path = os.path.join(dest, f"{script}.py")
+        with open(path) as f:
+            source = f.read()
+        if old is not None:
+            source = source.replace(old, new)
+            with open(path, "w") as f:
+                f.write(source)
+        code, failed, seconds = run_tests(dest, tests)
+    return {"script": script, "id": ident, "killed": code != 0, "by": failed, "seconds": round(seconds, 1),
+            "tests": tests}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--script", help="only this script's mutants (ppo, gail, ...)")
+    parser.add_argument("--only", help="only the mutant with this id")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested side by side (default 2)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
+    opts = parser.parse_args()
+
+    chosen = [m for m in MUTANTS if (opts.script in (None, m[0])) and (opts.only in (None, m[1]))]
+    if not chosen:
+        sys.exit("mutation.py: error: no mutant matches --script/--only")
+    sources, problems = {}, []
+    for script, ident, _, old, _ in chosen:
+        if script not in sources:
+            with open(os.path.join(ROOT, f"{script}.py")) as f:
+                sources[script] = f.read()
+        if sources[script].count(old) != 1:
+            problems.append(f"{script}/{ident}: its text occurs {sources[script].count(old)} times in {script}.py")
+    if problems:
+        sys.exit("mutation.py: error: stale mutants (the scripts changed):\n  " + "\n  ".join(problems))
+    if opts.list:
+        for script, ident, what, _, _ in chosen:
+            print(f"{script:<11} {ident:<34} {what}")
+        return
+
+    kept = {}
+    if os.path.exists(RESULTS) and not opts.fresh:
+        with open(RESULTS) as f:
+            kept = json.load(f)
+    todo = []
+    for script, ident, what, old, new in chosen:
+        key = mutant_key(script, sources[script].replace(old, new), fast_tests(script) + helper_tests())
+        if kept.get(f"{script}/{ident}", {}).get("key") != key:
+            todo.append((script, ident, old, new, key))
+    # The unmutated scripts must pass their own fast tests, or every mutant would look killed.
+    baselines = sorted({t[0] for t in todo})
+    with concurrent.futures.ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+        for script, result in zip(baselines, pool.map(run_mutant, baselines, baselines, [None] * len(baselines),
+                                                      [None] * len(baselines))):
+            if result["killed"]:
+                sys.exit(f"mutation.py: error: the unmutated {script}.py fails its fast tests ({result['by']})")
+            print(f"{script}.py unmutated: fast tests pass in {result['seconds']:.0f} s", flush=True)
+        futures = {pool.submit(run_mutant, s, i, o, n): (s, i, k) for s, i, o, n, k in todo}
+        for future in concurrent.futures.as_completed(futures):
+            script, ident, key = futures[future]
+            result = future.result()
+            result["key"] = key
+            kept[f"{script}/{ident}"] = result
+            os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+            tmp = f"{RESULTS}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump(dict(sorted(kept.items())), f, indent=1)
+            os.replace(tmp, RESULTS)
+            print(f"{'killed  ' if result['killed'] else 'SURVIVED'} {script}/{ident}  {result['by']}  "
+                  f"({result['seconds']:.0f} s)", flush=True)
+
+    print(f"\n{'script':<11} {'mutant':<34} {'result':<9} killed by")
+    survivors = 0
+    for script, ident, what, _, _ in chosen:
+        row = kept[f"{script}/{ident}"]
+        survivors += not row["killed"]
+        print(f"{script:<11} {ident:<34} {'killed' if row['killed'] else 'SURVIVED':<9} {row['by']}")
+    print(f"\n{len(chosen) - survivors} of {len(chosen)} mutants killed by the fast tests")
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
