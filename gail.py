@@ -754,6 +754,7 @@ def main(args: Args) -> dict:
 
         # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
         obs_buf = np.zeros((T, N, obs_dim), np.float32)
+        raw_obs_buf = np.zeros((T, N, obs_dim), np.float32)  # s_t before normalisation: D reads it afresh (below)
         next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
         act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
         env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
@@ -777,7 +778,7 @@ def main(args: Args) -> dict:
             # logs only: nothing below learns from it.
             for t in range(T):
                 global_step += N
-                obs_buf[t] = obs
+                obs_buf[t], raw_obs_buf[t] = obs, raw_obs
                 out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
                 if discrete:
                     action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
@@ -788,15 +789,15 @@ def main(args: Args) -> dict:
                     env_action = np.clip(action, low, high)
                 act_buf[t] = action
 
-                raw_next_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
                 done = terminated | truncated
                 ep_return += env_reward
                 ep_length += 1
                 env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
 
                 if obs_rms is not None:
-                    obs_rms.update(raw_next_obs)
-                obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
+                    obs_rms.update(raw_obs)
+                obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
                 next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
                 for i in np.flatnonzero(done):
                     # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
@@ -808,9 +809,13 @@ def main(args: Args) -> dict:
 
             b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
             b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-            # x_π = (s, a) of the policy, as D sees them: (B, obs_dim + A)
-            x_policy = discriminator_input(b_obs, b_actions, discrete, act_dim, low_t, high_t)
-            # x_E = (s, a) of the expert, normalised with the same (current) statistics as the policy's states
+            # x_π and x_E, the (s, a) of the policy and of the expert as D sees them, both normalised from the raw
+            # states with one set of statistics (this rollout's last). GOTCHA: not b_obs, which holds each state as
+            # the policy saw it, with the statistics of its own step: early in training those move by several σ
+            # within one rollout, and D would tell the two sets apart by their normalisation alone.
+            policy_obs = torch.from_numpy(normalize_obs(raw_obs_buf.reshape(batch_size, obs_dim), obs_rms,
+                                                        args.clip_obs)).to(device)
+            x_policy = discriminator_input(policy_obs, b_actions, discrete, act_dim, low_t, high_t)  # (B, obs_dim + A)
             expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
             x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
 
