@@ -49,9 +49,10 @@ Deviations from the paper, each measured with the Pendulum command above without
   - DEVIATION (the demos in the background): Algorithm 2 adds the demo batch to the background set. Scored under the
     policy mixture alone, the demos are unlikely under an early policy, so their weights are huge and log Ẑ is theirs:
     the gradient then pushes up every demo and down one demo, never the policy's own samples (in a prototype the ESS
-    fell to 1 and r_θ diverged). --demos-in-background adds them with the density ½ q + ½ p̂_demo, p̂_demo a Gaussian
-    behaviour-cloning fit to the demos (GAN-GCL's choice). Off by default: it learned (−218 at 150k–200k steps) and
-    then degraded to −718 at 300k.
+    fell to 1 and r_θ diverged). --demos-in-background adds them and weights every background segment under the pooled
+    density (K·q + p̂_demo)/(K + 1) of the set actually drawn, p̂_demo a Gaussian behaviour-cloning fit to the demos
+    (GAN-GCL's). Off by default: with the earlier weighting (demos under ½q + ½p̂, samples under q) it learned (−218 at
+    150k–200k steps) and then degraded to −718 at 300k; the pooled weighting has not been benchmarked.
   - DEVIATION: the policy's entropy bonus --ent-coef 0.01 multiplies the entropy against rewards scaled to unit
     return std (--norm-reward), not the MaxEnt temperature 1 of r_θ's own units. Seeds 1–3: −236, −135, −123; with
     --ent-coef 0: −177, −480, −148.
@@ -142,7 +143,8 @@ class Args:
     num_past_policies: int = 5
     """K: the background set is the batches of the last K policies, its density the mixture of those K policies"""
     demos_in_background: bool = False
-    """add the demo minibatch to the background set, scored under ½ q + ½ p̂_demo (a BC fit to the demos), as
+    """add the demo minibatch to the background set, every background segment then scored under the pooled density
+    (K·q + p̂_demo)/(K + 1) (p̂_demo a BC fit to the demos), as
     Algorithm 2 and GAN-GCL do (DEVIATION in the docstring: off by default)"""
     lcr_coef: float = 0.0
     """weight of the paper's local-constancy regulariser: the mean squared second difference of r_θ along consecutive
@@ -525,6 +527,21 @@ def mixture_log_density(log_q_per_policy: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_q_per_policy, dim=0) - math.log(log_q_per_policy.shape[0])
 
 
+def background_log_density(log_q_per_policy: torch.Tensor, log_p_demo: Optional[torch.Tensor]) -> torch.Tensor:
+    """log of the density the background set was drawn from, at each of its segments: (K, M), (M,) or None -> (M,).
+
+    The batches of K policies alone: q = (1/K) Σ_κ q_κ (mixture_log_density). With --demos-in-background the set is
+    K policy batches and one demo batch of the same size, a sample of the pooled mixture
+        q_pool = (Σ_κ q_κ + p̂_demo) / (K + 1) = (K·q + p̂_demo) / (K + 1),
+    and every background segment, a policy's or a demo, must be weighted under q_pool: Ẑ = (1/M) Σ_j exp(R_j)/q_pool(τ_j)
+    is then an unbiased estimate of Z. (Weighting the policy segments by 1/q and the demos by 1/(½q + ½p̂) gives no
+    density the set was drawn from: log Ẑ came out 0.04–0.09 too high on a 1-D problem with log Z = 0; test_gcl_math.)
+    """
+    if log_p_demo is None:
+        return mixture_log_density(log_q_per_policy)
+    return mixture_log_density(torch.cat([log_q_per_policy, log_p_demo[None]]))
+
+
 def log_partition_estimate(returns_bg: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     """log Ẑ = log (1/M) Σ_j exp(R_θ(τ_j) − log q(τ_j)): (M,), (M,) -> scalar.
 
@@ -898,16 +915,24 @@ def main(args: Args) -> dict:
             # of its rollout's start, so its own log-probabilities are off by that drift early in training.
             with torch.no_grad():
                 def log_q_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-                    """(M·L rows of raw obs and actions, their (S, L) segments) -> log q per segment under the mixture."""
+                    """(M·L rows of raw obs and actions, their (S, L) segments) -> log q_κ per segment, (K, S)."""
                     per_policy = []
                     for p in background:
                         x = normalized(raw, *p["stats"]).cpu().numpy()
                         out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
                         logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
                         per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
-                    return mixture_log_density(torch.stack(per_policy))  # (S,)
+                    return torch.stack(per_policy)  # (K, S)
 
-                log_q_bg = torch.cat([log_q_of(b["raw_obs"], b["actions"], b["segments"]) for b in background])
+                def log_p_demo_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor):
+                    """log p̂_demo per segment (S,), the BC fit's; None without --demos-in-background."""
+                    return None if log_demo_density is None else log_demo_density(raw, actions)[segments].sum(-1)
+
+                # log q(τ_j) of every background segment: under the K policies' mixture, or with the demos in the
+                # background under the pooled mixture (K·q + p̂)/(K + 1) (background_log_density)
+                log_q_bg = torch.cat([background_log_density(log_q_of(b["raw_obs"], b["actions"], b["segments"]),
+                                                             log_p_demo_of(b["raw_obs"], b["actions"], b["segments"]))
+                                      for b in background])  # (M_b,)
                 # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
                 # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
                 x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
@@ -915,11 +940,11 @@ def main(args: Args) -> dict:
                 x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
                 x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
                 if log_demo_density is not None:
-                    # The demos in the background (Algorithm 2), scored under ½ q + ½ p̂_demo (GAN-GCL): a demo segment
-                    # the policies find unlikely still has a moderate weight if the BC fit finds it likely.
-                    log_q_demo = mixture_log_density(torch.stack([
-                        log_q_of(demo_raw_obs, demo_actions, demo_segments),
-                        log_demo_density(demo_raw_obs, demo_actions)[demo_segments].sum(-1)]))  # (S_d,)
+                    # The demos in the background (Algorithm 2), scored under the same pooled density as the policy
+                    # segments: a demo segment the policies find unlikely still has a moderate weight if the BC fit
+                    # finds it likely.
+                    log_q_demo = background_log_density(log_q_of(demo_raw_obs, demo_actions, demo_segments),
+                                                        log_p_demo_of(demo_raw_obs, demo_actions, demo_segments))
                 x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
             n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
             for _ in range(args.irl_steps):

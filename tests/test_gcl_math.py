@@ -144,3 +144,28 @@ def test_policy_reward_removes_the_constant_the_ioc_loss_leaves_free():
     returns_demo, returns_bg, log_q = torch.tensor([1.0, 3.0]), torch.tensor([0.5, -0.5, 2.0]), torch.tensor([-1.0, -2.0, 0.3])
     assert float(gcl.ioc_loss(returns_demo + 3 * 7.0, returns_bg + 3 * 7.0, log_q)) == pytest.approx(
         float(gcl.ioc_loss(returns_demo, returns_bg, log_q)))
+
+
+def test_pooled_background_density_gives_an_unbiased_log_z(float64):
+    """1-D, K = 2 policy batches drawn from N(−1, 1) and N(1.5, 0.7²), one demo batch of the same size from
+    p̂ = N(0, 0.5²); the reward R(x) = log N(x; 0.3, 0.8²) has Z = ∫ exp R = 1. Every sample weighted under the
+    pooled density (q_1 + q_2 + p̂)/3, log Ẑ = 0 within 0.005 (n = 100k a batch); the earlier weighting (samples
+    under q = ½(q_1 + q_2), demos under ½q + ½p̂) is biased by +0.04."""
+    def log_normal(x, m, s):
+        return -0.5 * ((x - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+
+    g = torch.Generator().manual_seed(0)
+    n = 100_000
+    x = torch.cat([-1 + torch.randn(n, generator=g), 1.5 + 0.7 * torch.randn(n, generator=g),
+                   0.5 * torch.randn(n, generator=g)])
+    log_q = torch.stack([log_normal(x, -1, 1), log_normal(x, 1.5, 0.7)])  # (K, M), every sample under each policy
+    log_p = log_normal(x, 0, 0.5)
+    returns = log_normal(x, 0.3, 0.8)
+    pooled = gcl.background_log_density(log_q, log_p)
+    torch.testing.assert_close(pooled, torch.log((log_q.exp().sum(0) + log_p.exp()) / 3))
+    assert abs(float(gcl.log_partition_estimate(returns, pooled))) < 0.005
+    q = gcl.mixture_log_density(log_q)
+    earlier = torch.cat([q[:2 * n], gcl.mixture_log_density(torch.stack([q[2 * n:], log_p[2 * n:]]))])
+    assert float(gcl.log_partition_estimate(returns, earlier)) > 0.03
+    # without demos in the background: the K policies' mixture
+    torch.testing.assert_close(gcl.background_log_density(log_q, None), q)
