@@ -125,6 +125,13 @@ def test_old_log_probabilities_are_those_of_the_collecting_policy(tmp_path, monk
     torch.testing.assert_close(first["logp_old"], expected, rtol=1e-5, atol=1e-5)
 
 
+def test_the_entropy_bonus_raises_the_entropy(tmp_path, monkeypatch):
+    """On Count-v0 the action changes nothing, so with a large --ent-coef the update is ascent on H[π_θ]: σ grows."""
+    seen = run(tmp_path, monkeypatch, ent_coef=1.0, learning_rate=0.05, anneal_lr=False)
+    ckpt = torch.load(os.path.join(seen["summary"]["run_dir"], "model.pt"), weights_only=True)
+    assert float(ckpt["agent"]["log_std"]) > 0.1  # log σ starts at 0; 4 Adam steps of ~0.05 each
+
+
 def test_training_returns_are_whole_episodes(tmp_path, monkeypatch):
     seen = run(tmp_path, monkeypatch)
     s = stream(2 * T)
