@@ -903,9 +903,11 @@ def main(args: Args) -> dict:
             b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
             b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
             b_raw_obs = torch.from_numpy(raw_obs_buf.reshape(batch_size, obs_dim)).to(device)
+            # GOTCHA: copies. torch.from_numpy shares memory with the rollout buffers, and .to(device) is a no-op on a
+            # CPU, so without .clone() every stored batch would silently become the next rollout's states and actions.
             background.append({
                 "actor": numpy_weights(agent.actor), "log_std": agent.log_std.detach().clone(), "stats": stats,
-                "raw_obs": b_raw_obs, "actions": b_actions,
+                "raw_obs": b_raw_obs.clone(), "actions": b_actions.clone(),
                 "segments": torch.from_numpy(rollout_segments(time_buf, L)).to(device),  # (S_k, L)
                 "windows": torch.from_numpy(rollout_segments(time_buf, 3)).to(device)})  # (W_k, 3)
 

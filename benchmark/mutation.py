@@ -127,8 +127,8 @@ def helper_tests() -> list:
 
 
 def copy_project(dest: str) -> None:
-    for name in os.listdir(ROOT):
-        if name.endswith(".py") or name in ("pytest.ini",):
+    for name in os.listdir(ROOT):  # the scripts and the top-level files (README.md serves as a non-npz file)
+        if os.path.isfile(os.path.join(ROOT, name)):
             shutil.copy2(os.path.join(ROOT, name), dest)
     shutil.copytree(os.path.join(ROOT, "tests"), os.path.join(dest, "tests"),
                     ignore=shutil.ignore_patterns("__pycache__"))
