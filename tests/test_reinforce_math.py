@@ -217,3 +217,41 @@ def test_baselines_are_unbiased_and_reduce_variance():
     assert np.all(np.abs(mean - (1 - 1 / N) * exact_grad) <= 4 * se + 1e-12)
     # ... and with N = 4 the shrink is measurable: the mean is more than 4 standard errors from ∇J
     assert np.linalg.norm(mean - exact_grad) > 4 * np.linalg.norm(se), (mean, exact_grad, se)
+
+
+def test_batches_of_at_least_b_steps_bias_the_average_and_a_fixed_episode_count_does_not():
+    """reinforce.py's default batch collects whole episodes until it holds --batch-steps steps, so the number N of
+    episodes in it depends on their lengths, and ĝ = (1/N) Σ_i g_i is not unbiased: on this MDP (episodes of 1–4
+    steps, batches of ≥ 4 steps, N ≈ 1.7) the mean lies many standard errors from ∇J. With --batch-episodes, N is
+    fixed and the same estimator is unbiased. (The bias shrinks as batches grow; here they are small to make it
+    measurable.)"""
+    theta = torch.tensor(THETA, requires_grad=True)
+    J, _ = exact_values(theta)
+    (exact_grad,) = torch.autograd.grad(J, theta)
+    exact_grad = exact_grad.numpy().ravel()
+    pi = np.exp(THETA) / np.exp(THETA).sum(-1, keepdims=True)
+    rng = np.random.default_rng(8)
+
+    def estimate(min_steps=None, num_episodes=None):
+        """ĝ of one batch, collected as reinforce.py does: whole episodes until ≥ min_steps, or exactly num_episodes."""
+        parts = []
+        while (sum(len(p[0]) for p in parts) < min_steps) if min_steps else (len(parts) < num_episodes):
+            parts.append(sample_batch(rng, pi, 1))
+        states, actions, rewards, dones = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        rtg = reinforce.reward_to_go(rewards, dones, 1.0)
+        score = np.zeros((len(states), S, A))
+        score[np.arange(len(states)), states] = -pi[states]
+        score[np.arange(len(states)), states, actions] += 1.0
+        return rtg @ score.reshape(len(states), S * A) / len(parts), len(parts)
+
+    M = 16_000
+    for kind, kwargs in (("steps", {"min_steps": 4}), ("episodes", {"num_episodes": 2})):
+        grads, counts = zip(*(estimate(**kwargs) for _ in range(M)))
+        grads = np.asarray(grads)
+        mean, se = grads.mean(0), grads.std(0) / np.sqrt(M)
+        z = np.abs(mean - exact_grad) / (se + 1e-12)
+        if kind == "steps":
+            assert 1.5 < np.mean(counts) < 2
+            assert z.max() > 6, z  # biased: far outside what sampling noise explains
+        else:
+            assert z.max() < 4.5, z  # unbiased: every component within the noise (12 components)
