@@ -25,7 +25,15 @@ def run(tmp_path, monkeypatch, env_id="Count-v0", **overrides) -> dict:
     demos = toy_envs.write_expert(str(tmp_path / "expert"), env_id, episodes=4)
     seen = {"gae": [], "inputs": [], "disc_loss": [], "losses": [], "demos": demos}
     real_gae, real_input, real_loss = gail.compute_gae, gail.discriminator_input, gail.discriminator_loss
-    real_ppo_losses = gail.ppo_losses
+    real_ppo_losses, real_reward = gail.ppo_losses, gail.gail_reward
+    seen["learned"] = []
+
+    def reward_spy(logits, form):
+        out = real_reward(logits, form)
+        seen["learned"].append(out.detach().clone())
+        return out
+
+    monkeypatch.setattr(gail, "gail_reward", reward_spy)
 
     def gae_spy(rewards, values, next_values, terminated, dones, gamma, lam):
         seen["gae"].append(dict(rewards=np.array(rewards), values=np.array(values), next_values=np.array(next_values),
@@ -120,3 +128,21 @@ def test_d_sees_policy_and_expert_states_normalised_with_the_same_statistics(tmp
         np.testing.assert_allclose(expert_call["x"][:, 3].numpy(), seen["demos"]["actions"][:, 0], rtol=1e-6)
     # while the policy's batch keeps each action as drawn (log π_θ is the density of the draw, not of its clip)
     assert (torch.cat(seen["losses"]).abs() > 1).any()
+
+
+def test_learned_rewards_are_scaled_by_the_std_of_their_running_discounted_return(tmp_path, monkeypatch):
+    """r̂_t = r_t / √(Var[G] + 1e-8), G_t = γ·G_{t−1} + r_t reset at every episode end (time limits too) and carried
+    from one rollout to the next, Var over every G so far (RunningMeanStd's prior included)."""
+    seen = run(tmp_path, monkeypatch, norm_reward=True, clip_reward=1e6)
+    dones = [columns("terminated", T, N, it) | columns("truncated", T, N, it) for it in range(2)]
+    g, history, expected = np.zeros(N), [], []
+    for it in range(2):
+        learned = seen["learned"][it].numpy().reshape(T, N)
+        for t in range(T):
+            g = 0.9 * g + learned[t]
+            history.append(g.copy())
+            g = g * (1 - dones[it][t])
+        var = reference_running_stats([np.concatenate(history)])[-1][1]  # one update per rollout, all its G
+        expected.append(learned / np.sqrt(var + 1e-8))
+    for it in range(2):
+        np.testing.assert_allclose(seen["gae"][it]["rewards"], expected[it], rtol=1e-4)
