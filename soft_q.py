@@ -45,6 +45,9 @@ Deviations from the paper:
   - As the released code (haarnoja/softqlearning): the soft value's uniform proposal uses value_particles samples
     and adds D·log 2, the log of the uniform density's inverse on [−1, 1]^D; the SVGD particles are split in two
     halves, the first giving the score ∇ log p, the second moved by the kernel (see `svgd_direction`).
+  - DEVIATION (the sampler's target, as in the released code): the score of Q/α + Σ_d log(1 − a_d²) and the
+    kernel are taken in action space, so the sampler converges to exp(Q/α)·Π_d(1 − a_d²), the Boltzmann policy
+    times a barrier prior, not to the exp(Q/α) whose soft value V is estimated (see `svgd_log_target`).
   - DEVIATION: the target network follows θ by Polyak averaging, θ̄ ← 0.005·θ + 0.995·θ̄ every step (SAC's
     rule), and both step sizes decay linearly to 0. The released code copies θ every 1000 steps at a constant step
     size; with that (copies every 500) the CartPole greedy policy ended at 133–500 depending on the seed and the
@@ -376,10 +379,12 @@ def importance_sampled_soft_value(q_uniform: torch.Tensor, alpha: float, act_dim
 
 
 def rbf_kernel(xs: torch.Tensor, ys: torch.Tensor) -> tuple:
-    """κ(x, y) = exp(−‖x − y‖²/h) with the median heuristic h = median‖x − y‖² / log(K_x)  (paper App. C.1).
+    """κ(x, y) = exp(−‖x − y‖²/h) with the median heuristic h = median‖x − y‖² / log(K_x + 1)  (paper App. C.1).
 
     xs (B, Kx, D), ys (B, Ky, D) -> (κ (B, Kx, Ky), ∇_x κ (B, Kx, Ky, D)). The bandwidth is a number per state
     (no gradient), so that on average each particle keeps a few neighbours.
+    DEVIATION: log(K_x + 1) where the paper and the released code divide by log K_x, which is 0 for K_x = 1;
+    for the default K_x = 8 the bandwidth is 6% smaller.
     """
     diff = xs.unsqueeze(2) - ys.unsqueeze(1)  # (B, Kx, Ky, D)
     dist2 = diff.pow(2).sum(-1)  # (B, Kx, Ky)
@@ -400,6 +405,37 @@ def svgd_direction(score: torch.Tensor, kappa: torch.Tensor, kappa_grad: torch.T
     single mode).
     """
     return (kappa.unsqueeze(-1) * score.unsqueeze(2) + kappa_grad).mean(dim=1)
+
+
+def svgd_log_target(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch.Tensor:
+    """log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d² + ε), up to a constant: the target whose score moves the particles;
+    q_values (B, K), actions (B, K, D) -> (B, K).
+
+    TRICK (released code): the second term keeps the particles off the saturated bounds ±1, where tanh's gradient
+    vanishes. DEVIATION (the target): the score and the kernel are both taken in action space, so the particles
+    converge to p(a|s) ∝ exp(Q(s, a)/α)·Π_d (1 − a_d²), the Boltzmann policy times a barrier prior that vanishes at
+    the bounds (the term would be the change of variables only if SVGD ran on u = atanh a). The soft value V of
+    [S2] is that of exp(Q/α) alone, so the sampler is a little more cautious than the policy V assumes
+    (tests/test_soft_q_math.py measures the difference on a 1-D Q).
+    """
+    return q_values / alpha + torch.log(1 - actions.pow(2) + 1e-6).sum(-1)
+
+
+def svgd_sampler_loss(particles: torch.Tensor, log_p) -> tuple:
+    """One amortised SVGD step's surrogate loss [paper eq. 13–14] -> (loss, Δf (B, K/2, D)).
+
+    particles (B, K, D) = f_φ(ξ; s), with the graph back to φ; log_p: actions (B, K/2, D) -> log p(a|s) (B, K/2).
+    The first half of the particles gives the score ∇_a log p (held fixed: no gradient reaches φ through it); the
+    second half is moved: Δf = svgd_direction at those particles, and the loss −E[Δf·f_φ] (Δf held constant) has
+    the gradient −E[Δf·∂f_φ/∂φ], so a descent step on it moves every moved particle along Δf.
+    """
+    half = particles.shape[1] // 2
+    fixed = particles[:, :half].detach().requires_grad_(True)  # (B, K/2, D)
+    moved = particles[:, half:]  # (B, K/2, D), with the graph back to φ
+    score = torch.autograd.grad(log_p(fixed).sum(), fixed)[0]  # ∇_a log p, (B, K/2, D)
+    kappa, kappa_grad = rbf_kernel(fixed.detach(), moved.detach())
+    direction = svgd_direction(score, kappa, kappa_grad)  # Δf, (B, K/2, D)
+    return -(moved * direction.detach()).sum(-1).mean(), direction
 
 
 def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
@@ -566,22 +602,13 @@ def main(args: Args) -> dict:
 
             if sampler is not None:
                 # [S3b] f_φ along the SVGD direction [paper eq. 13–14], through the sampler.
-                half = args.svgd_particles // 2
                 noise = torch.randn(args.batch_size, args.svgd_particles, act_dim, device=device)
-                particles = sampler(b_obs, noise)  # (B, K, D)
-                # the first half gives the score ∇_a log p(a|s), p ∝ exp(Q/α); the second half is moved
-                fixed = particles[:, :half].detach().requires_grad_(True)  # (B, K/2, D)
-                moved = particles[:, half:]  # (B, K/2, D), with the graph back to φ
-                obs_k = b_obs.unsqueeze(1).expand(-1, half, -1)
-                # TRICK (released code): log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d² + ε), the density of the pre-tanh
-                # sample u = atanh(a); the second term keeps the particles off the saturated bounds ±1.
-                log_p = q_net(obs_k, fixed) / alpha + torch.log(1 - fixed.pow(2) + 1e-6).sum(-1)  # (B, K/2)
-                score = torch.autograd.grad(log_p.sum(), fixed)[0]  # ∇_a log p, (B, K/2, D)
-                kappa, kappa_grad = rbf_kernel(fixed.detach(), moved.detach())
-                direction = svgd_direction(score, kappa, kappa_grad)  # Δf, (B, K/2, D)
-                # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate Σ Δf·f_φ with Δf
-                # held constant. Ascent on it moves each sample along Δf.
-                sampler_loss = -(moved * direction.detach()).sum(-1).mean()
+                particles = sampler(b_obs, noise)  # a = f_φ(ξ; s), (B, K, D)
+                obs_k = b_obs.unsqueeze(1).expand(-1, args.svgd_particles // 2, -1)  # (B, K/2, obs_dim)
+                # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate −Σ Δf·f_φ with Δf
+                # held constant, Δf from the score of log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d²) (svgd_log_target)
+                sampler_loss, direction = svgd_sampler_loss(
+                    particles, lambda a: svgd_log_target(q_net(obs_k, a), a, alpha))
                 sampler_optimizer.zero_grad()
                 sampler_loss.backward()
                 sampler_optimizer.step()
