@@ -648,6 +648,11 @@ def main(args: Args) -> dict:
             model_rng = torch.Generator(device=device).manual_seed(args.seed)
             data = {k: np.zeros((args.total_timesteps, d), np.float64)
                     for k, d in (("obs", obs_dim), ("act", act_dim), ("rew", 1), ("next_obs", obs_dim))}
+            # GOTCHA: each transition is assigned to the training or the held-out set once, as it is collected, and
+            # keeps it: a split redrawn at every refit would hold out transitions the carried-over ensemble has
+            # already been trained on, and the "held-out" error would flatter the model.
+            data["holdout"] = np.random.default_rng(args.seed + 2).random(args.total_timesteps) < args.holdout_fraction
+            data["holdout"][0] = False  # (so that the first fit has a transition to train on)
             obs, _ = env.reset(seed=args.seed)
             plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
             for global_step in range(1, args.total_timesteps + 1):
@@ -726,11 +731,9 @@ def scale_actions(actions, low, high):
 
 def fit_model(ensemble: Ensemble, optimizer, data: dict, args: Args, low, high, generator, device) -> tuple:
     """[S1] maximum likelihood: fit every member to y = (Δs, r) given (s, a) on a bootstrap of the training
-    transitions; returns the normalisation statistics and the one-step error on held-out transitions."""
-    n = len(data["obs"])
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))  # the same split for the same data
-    num_holdout = max(1, int(args.holdout_fraction * n))
-    holdout, train = perm[:num_holdout].numpy(), perm[num_holdout:].numpy()
+    transitions; returns the normalisation statistics and the one-step error on the held-out transitions
+    (data["holdout"], fixed per transition when it was collected; NaN while none is held out yet)."""
+    holdout, train = np.flatnonzero(data["holdout"]), np.flatnonzero(~data["holdout"])
     x_obs, x_act = data["obs"], scale_actions(data["act"], low, high)
     y = np.concatenate([data["next_obs"] - data["obs"], data["rew"]], axis=1)  # (n, S + 1): Δs and r
     # statistics of the training transitions: inputs and targets are standardised (GOTCHA: Pendulum's θ̇ is ±8 while
@@ -756,6 +759,8 @@ def fit_model(ensemble: Ensemble, optimizer, data: dict, args: Args, low, high, 
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    if len(holdout) == 0:
+        return stats, float("nan")
     with torch.no_grad():
         mean, _ = ensemble(x[holdout][None].expand(num_members, -1, -1))
         holdout_mse = float((mean.mean(0) - y[holdout]).pow(2).mean())  # in standardised units: 1 = no better than the mean
