@@ -6,7 +6,7 @@ Advantage Estimation" (ICLR 2016). Lecture notes: ../shared/seeds 000 (PPO, GAE)
 gradient, importance weights, clipping).
 
 PPO improves π_θ a little on each batch of its own data, keeping the new policy close to the old one
-either by clipping the probability ratio r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t) or by an adaptive
+either by clipping the probability ratio ρ_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t) or by an adaptive
 KL penalty β_k·KL[π_θk, π_θ]; both objectives are here (`--objective clip|kl`).
 
 Pseudocode (the step tags appear in the training loop below):
@@ -120,13 +120,13 @@ class Args:
     norm_adv: bool = True
     """normalise Â to zero mean and unit std within each minibatch"""
     clip_coef: float = 0.2
-    """ε: clipping range of the ratio r_t(θ) (and of the value update when clip_vloss)"""
+    """ε: clipping range of the ratio ρ_t(θ) (and of the value update when clip_vloss)"""
     clip_vloss: bool = True
     """clip the value update around the old prediction, as baselines' ppo2 does"""
     ent_coef: float = 0.0
     """weight of the entropy bonus"""
     vf_coef: float = 0.5
-    """weight of the value loss"""
+    """c_v: weight of the value loss ½·E[(V − R̂)²], so the squared error itself weighs c_v/2"""
     max_grad_norm: float = 0.5
     """clip the global gradient norm to this"""
     target_kl: Optional[float] = None
@@ -377,7 +377,8 @@ class DeterministicPolicy(nn.Module):
 #   advantages    Â_t = GAE(γ, λ)              (T, N)
 #   returns       R̂_t = Â_t + V(s_t), the value target              (T, N)
 #   logp_old      log π_θk(a_t|s_t)           (B,)
-#   ratio         r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)             (B,)
+#   ratio         ρ_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)             (B,)
+#                 (the PPO paper writes r_t(θ); ρ here, because r_t is the reward)
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -455,8 +456,8 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray
 def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> torch.Tensor:
     """−L^CLIP, to minimise. ratio, adv: (B,) -> scalar."""
     assert ratio.shape == adv.shape
-    # L^CLIP(θ) = E_t[ min( r_t(θ)·Â_t, clip(r_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7)
-    # The min makes it a pessimistic bound: once r_t leaves [1−ε, 1+ε] in the direction that Â_t rewards
+    # L^CLIP(θ) = E_t[ min( ρ_t(θ)·Â_t, clip(ρ_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7, where ρ is r)
+    # The min makes it a pessimistic bound: once ρ_t leaves [1−ε, 1+ε] in the direction that Â_t rewards
     # (r > 1+ε with Â > 0, r < 1−ε with Â < 0) the clipped term is the minimum, it is constant in θ, and
     # that sample's gradient is exactly zero; moves that make the objective worse are never clipped.
     unclipped = ratio * adv
@@ -467,7 +468,7 @@ def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> t
 def ppo_kl_loss(ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta) -> torch.Tensor:
     """−L^KLPEN, to minimise. ratio, adv, kl: (B,) -> scalar."""
     assert ratio.shape == adv.shape == kl.shape
-    # L^KLPEN(θ) = E_t[ r_t(θ)·Â_t − β·KL[π_θk(·|s_t), π_θ(·|s_t)] ]      (PPO paper, eq. 8)
+    # L^KLPEN(θ) = E_t[ ρ_t(θ)·Â_t − β·KL[π_θk(·|s_t), π_θ(·|s_t)] ]      (PPO paper, eq. 8)
     return -(ratio * adv - beta * kl).mean()
 
 
@@ -502,7 +503,7 @@ def ppo_losses(agent: "Agent", obs, actions, logp_old, adv, v_old, returns, out_
     out = agent.actor(obs)  # logits or μ_θ(s_t), (M, A)
     logp = agent.log_prob(out, actions)
     log_ratio = logp - logp_old
-    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
+    ratio = log_ratio.exp()  # ρ_t(θ) = exp(log π_θ − log π_θk)
     with torch.no_grad():
         # Diagnostic: KL ≈ E[(r − 1) − log r], an unbiased, always ≥ 0 estimator (J. Schulman,
         # "Approximating KL divergence", 2020). > 0.05 or so: the step was too large.
@@ -510,6 +511,8 @@ def ppo_losses(agent: "Agent", obs, actions, logp_old, adv, v_old, returns, out_
         clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
     if norm_adv:
         # TRICK: per-minibatch advantage normalisation (baselines' ppo2); the 1e-8 avoids 0/0.
+        # GOTCHA (--objective kl): the penalty β·KL is then weighed against standardised advantages, not the
+        # paper's raw Â_t, so β (and d_targ's effect) is on the scale of a unit-std Â whatever the task's rewards.
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     if objective == "clip":
         pg_loss = ppo_clip_loss(ratio, adv, clip_coef)
@@ -675,6 +678,8 @@ def main(args: Args) -> dict:
                         args.clip_coef, args.clip_vloss, args.norm_adv)
                     clipfracs.append(clipfrac)
                     # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
+                    # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
+                    # error weighs 0.25 (as in CleanRL and baselines' ppo2, whose vf_coef 0.5 multiplies a ½-loss too)
                     loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
 
                     flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
