@@ -197,3 +197,31 @@ def test_observations_are_normalised_with_the_running_statistics_of_every_state_
     # what the rollout's actor computes on the same raw states, clipped to the bounds as the env would clip it
     rollout = np.clip(ppo.numpy_mlp(ppo.numpy_weights(agent.actor), ppo.normalize_obs(raw, rms, 1e6)), -1, 1)
     np.testing.assert_allclose(deployed, rollout, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_anneals_linearly_per_iteration_and_target_kl_stops_the_epochs(tmp_path, monkeypatch):
+    """α_k = (1 − (k − 1)/K)·α for iteration k of K; with --target-kl, the epochs of an iteration stop after the
+    first whose last minibatch's approximate KL exceeds it."""
+    lrs = []
+    real_step = torch.optim.Adam.step
+
+    def step_spy(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_spy)
+    run(tmp_path / "a", monkeypatch, total_timesteps=4 * T * N, update_epochs=2, learning_rate=0.01)
+    per_iteration = 2 * 2  # 2 epochs × 2 minibatches
+    assert len(lrs) == 4 * per_iteration
+    np.testing.assert_allclose(lrs, np.repeat([0.01 * (1 - k / 4) for k in range(4)], per_iteration))
+    lrs.clear()
+    run(tmp_path / "b", monkeypatch, update_epochs=3, target_kl=1e-12, ent_coef=0.1)
+    assert len(lrs) == 2 * 2  # one epoch of 2 minibatches per iteration: the KL after it exceeds 1e-12
+
+
+def test_the_deployed_discrete_policy_takes_the_most_likely_action():
+    torch.manual_seed(0)
+    agent = ppo.Agent(3, 4, True, 16)
+    policy = ppo.DeterministicPolicy(agent.actor, None, 10.0, True, None, None)
+    obs = torch.randn(50, 3)
+    torch.testing.assert_close(policy(obs), agent.actor(obs).argmax(-1))
