@@ -12,7 +12,7 @@ import awr
 import toy_envs
 from toy_envs import stream
 
-S, BUFFER = 16, 40  # 16 samples per iteration; D keeps the 40 most recent
+S, BUFFER = 10, 25  # 10 samples per iteration (not a whole number of episodes); D keeps the 25 most recent
 
 
 def known_value(obs: torch.Tensor) -> torch.Tensor:
