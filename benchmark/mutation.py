@@ -238,6 +238,19 @@ MUTANTS = [
      "mass = visits[0][:, None, None] * log_pi[t].exp()[:, :, None] * prob"),
     ("maxent_irl", "demo-policy-time-index", "the expert acts with π_{t+1} instead of π_t",
      "            a = int(policy[t, s])", "            a = int(policy[min(t + 1, len(policy) - 1), s])"),
+    # ── more, each guarded by a bookkeeping test
+    ("ppo", "no-gradient-clipping", "the global-norm clip left out",
+     "                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)\n", "                    pass\n"),
+    ("ppo", "anneal-off-by-one", "the first iteration already at a reduced step size",
+     "(1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate", "(1.0 - iteration / num_iterations) * args.learning_rate"),
+    ("ppo", "same-minibatch-every-time", "every minibatch is the first slice of the permutation",
+     "mb = perm[start:start + minibatch_size]", "mb = perm[:minibatch_size]"),
+    ("gail", "d-never-stepped", "D's optimiser step left out", "                    disc_optimizer.step()\n",
+     "                    pass\n"),
+    ("awr", "obs-stats-never-freeze", "the observation statistics keep updating past --obs-norm-samples",
+     "if obs_rms is not None and global_step < args.obs_norm_samples:", "if obs_rms is not None:"),
+    ("dagger", "disagreement-with-itself", "the learner's labels recorded as the expert's: every score 0",
+     "                        learner_labels.append(a_hat[0])", "                        learner_labels.append(a_star[0])"),
 ]
 
 

@@ -106,3 +106,24 @@ def test_the_env_gets_the_action_rescaled_and_clipped_and_d_keeps_the_draw(tmp_p
     executed = np.concatenate(executed[:S])
     assert executed.min() >= -1 and executed.max() <= 1 and np.isclose(np.abs(executed), 1).any()
     assert seen["summary"]["env_steps"] == S
+
+
+def test_observation_statistics_come_from_the_first_obs_norm_samples_states_then_freeze(tmp_path, monkeypatch):
+    """--obs-norm-samples 15: the statistics are those of the first 15 states acted on (reset ones included), then
+    fixed (released code); D's states are normalised afresh with the current statistics at every iteration."""
+    normalized_buffers = []
+    real_norm = awr.normalize_obs
+
+    def norm_spy(obs, rms, clip):
+        out = real_norm(obs, rms, clip)
+        if len(obs) > 1:  # D's s and s' in [S2]; acting normalises one state at a time
+            normalized_buffers.append((np.array(obs), out.copy()))
+        return out
+
+    monkeypatch.setattr(awr, "normalize_obs", norm_spy)
+    run(tmp_path, monkeypatch, norm_obs=True, obs_norm_samples=15, clip_obs=1e6)
+    acted = stream(3 * S)["obs"]
+    for it in range(3):
+        stats = toy_envs.reference_running_stats([acted[:min(S * (it + 1), 15)]])[-1]
+        for raw, got in normalized_buffers[2 * it:2 * it + 2]:
+            np.testing.assert_allclose(got, toy_envs.normalized(raw, stats), rtol=1e-4, atol=1e-5)

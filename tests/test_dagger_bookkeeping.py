@@ -79,3 +79,19 @@ def test_every_label_is_the_expert_s_action_and_round_1_is_the_expert_s_alone(tm
     assert len(targets) == len(seen["pairs"]) == 3 * 2  # 2 Adam steps in each of rounds 1..3
     for obs, target in zip(seen["pairs"], targets):
         np.testing.assert_allclose(target.numpy(), expert_labels(obs.numpy(), discrete), rtol=1e-6)
+
+
+def test_each_round_is_scored_by_the_learner_s_disagreement_with_the_expert_on_that_round_s_states(tmp_path,
+                                                                                                   monkeypatch):
+    seen = run(tmp_path, monkeypatch)
+    steps = [toy_envs.episode(2 * (i - 1))["length"] + toy_envs.episode(2 * i - 1)["length"] for i in range(1, 5)]
+    starts = np.cumsum([0] + steps)
+    for i in range(2, 5):  # round 1 is the expert's: no learner to score
+        calls = seen["mix"][starts[i - 1]:starts[i]]
+        expert = np.concatenate([c[0] for c in calls])
+        learner = np.concatenate([c[1] for c in calls])
+        record = seen["summary"]["rounds"][i - 1]
+        assert record["round"] == i
+        assert record["disagreement"] == pytest.approx(dagger.disagreement(learner, expert, False))
+        assert record["disagreement"] > 0  # the learner (2 Adam steps) does not match the expert yet
+    assert seen["summary"]["rounds"][0]["disagreement"] is None

@@ -225,3 +225,24 @@ def test_the_deployed_discrete_policy_takes_the_most_likely_action():
     policy = ppo.DeterministicPolicy(agent.actor, None, 10.0, True, None, None)
     obs = torch.randn(50, 3)
     torch.testing.assert_close(policy(obs), agent.actor(obs).argmax(-1))
+
+
+def test_every_step_is_taken_with_the_gradient_clipped_to_max_grad_norm(tmp_path, monkeypatch):
+    pre, post = [], []
+    real_clip, real_step = torch.nn.utils.clip_grad_norm_, torch.optim.Adam.step
+
+    def clip_spy(params, max_norm, *a, **k):
+        norm = real_clip(params, max_norm, *a, **k)
+        pre.append(float(norm))
+        return norm
+
+    def step_spy(self, *a, **k):
+        post.append(float(torch.cat([p.grad.reshape(-1) for g in self.param_groups for p in g["params"]]).norm()))
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_spy)
+    monkeypatch.setattr(torch.optim.Adam, "step", step_spy)
+    run(tmp_path, monkeypatch, max_grad_norm=1e-3, ent_coef=0.1)
+    assert len(pre) == len(post) == 2 * 2  # every Adam step follows a clip
+    assert max(pre) > 1e-3  # the raw gradients are larger than the bound ...
+    assert max(post) <= 1e-3 * (1 + 1e-5)  # ... and each step sees them clipped to it
