@@ -235,6 +235,8 @@ def check_args(args: Args) -> None:
         (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
         (args.torch_threads >= 1, "--torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
+        (not args.norm_obs or args.obs_norm_samples >= 1,
+         "--obs-norm-samples must be at least 1 (or pass --no-norm-obs to leave observations as they are)"),
     ]
     for ok, message in rules:
         if not ok:
@@ -306,8 +308,12 @@ def expert_hint(env_id: str) -> str:
 
 def demos_metadata(path: str) -> dict:
     """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
-    with np.load(path) as data:
-        return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    except Exception as err:  # empty, truncated, not a zip, bad JSON
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__})") from None
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
@@ -320,7 +326,8 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
         demos["metadata"] = json.loads(str(demos["metadata"]))
     except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
         raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120]}); {expert_hint(env_id)}") from None
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}); "
+                        f"{expert_hint(env_id)}") from None
     meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
     if meta.get("env_id") != env_id:
         raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
@@ -331,6 +338,9 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
     if int(demos["episode_lengths"].sum()) != len(obs):
         raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
                         f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        if demos[key].dtype.kind == "f" and not np.isfinite(demos[key]).all():
+            raise UserError(f"'{path}' has non-finite values (NaN or inf) in its {key}; {expert_hint(env_id)}")
     return demos
 
 

@@ -250,8 +250,12 @@ def expert_hint(env_id: str) -> str:
 
 def demos_metadata(path: str) -> dict:
     """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
-    with np.load(path) as data:
-        return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    except Exception as err:  # empty, truncated, not a zip, bad JSON
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__})") from None
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
@@ -264,7 +268,8 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
         demos["metadata"] = json.loads(str(demos["metadata"]))
     except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
         raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120]}); {expert_hint(env_id)}") from None
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}); "
+                        f"{expert_hint(env_id)}") from None
     meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
     if meta.get("env_id") != env_id:
         raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
@@ -275,6 +280,9 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
     if int(demos["episode_lengths"].sum()) != len(obs):
         raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
                         f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        if demos[key].dtype.kind == "f" and not np.isfinite(demos[key]).all():
+            raise UserError(f"'{path}' has non-finite values (NaN or inf) in its {key}; {expert_hint(env_id)}")
     return demos
 
 
@@ -459,6 +467,16 @@ def main(args: Args) -> dict:
     demos_path = args.demos or default_expert_path(args.env, "demos.npz")
     if args.checkpoint is None:
         demos = load_demos(demos_path, args.env, obs_dim, act_dim, discrete)  # before any folder is made
+        lengths = demos["episode_lengths"][:args.num_demos]
+        if args.num_demos <= len(demos["episode_lengths"]) and args.subsample > int(lengths.min()):
+            # (every k-th pair from an offset o < k: an episode shorter than k could keep none)
+            raise UserError(f"--subsample {args.subsample} is longer than the shortest of the {args.num_demos} demos "
+                            f"({int(lengths.min())} steps): take --subsample {int(lengths.min())} or less")
+        kept = int(lengths.sum()) // args.subsample  # about this many pairs, validation ones included
+        if args.batch_size > kept:
+            # (allowed: minibatches draw with replacement, as the benchmark's 50-label runs do with batches of 256)
+            print(f"note: --batch-size {args.batch_size} is larger than the ~{kept} pairs of the {args.num_demos} "
+                  f"demos: each minibatch draws pairs with replacement, and a step costs as much as the batch", flush=True)
 
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)

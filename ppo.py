@@ -205,6 +205,7 @@ def check_args(args: Args) -> None:
         (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
         (args.clip_coef > 0, "--clip-coef must be positive"),
         (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
+        (args.ent_coef >= 0 and args.vf_coef > 0, "--ent-coef must be >= 0 and --vf-coef positive"),
         (args.kl_target > 0 and args.kl_beta > 0, "--kl-target and --kl-beta must be positive"),
         (args.kl_tolerance > 1 and args.kl_factor > 1, "--kl-tolerance and --kl-factor must be greater than 1"),
         (args.target_kl is None or args.target_kl > 0, "--target-kl must be positive"),

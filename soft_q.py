@@ -207,7 +207,10 @@ def check_args(args: Args) -> None:
         (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
         (args.value_particles >= 1, "--value-particles must be at least 1"),
         (args.svgd_particles >= 2 and args.svgd_particles % 2 == 0, "--svgd-particles must be even and at least 2"),
-        (args.total_timesteps >= 0 and args.eval_episodes >= 0, "--total-timesteps and --eval-episodes must be >= 0"),
+        (args.total_timesteps >= 1 and args.eval_episodes >= 0, "--total-timesteps must be >= 1 and --eval-episodes >= 0"),
+        (args.checkpoint is not None or args.learning_starts < args.total_timesteps,
+         f"--learning-starts ({args.learning_starts}) must be smaller than --total-timesteps ({args.total_timesteps}): "
+         f"no update would run (the tabular way ignores both)"),
         (args.torch_threads >= 1, "--torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
     ]

@@ -3,12 +3,14 @@ raises) leaves the trained model.pt behind, written before the evaluation starte
 without moviepy and an output folder that cannot be written in are refused in one line before anything runs."""
 import importlib
 import os
+import shutil
 
+import numpy as np
 import pytest
 import torch
 import tyro
 
-from cli_helpers import error_line, only_run_dir, run_script
+from cli_helpers import ROOT, error_line, only_run_dir, run_script
 
 # script -> (tiny command line, the function the final evaluation goes through)
 TINY = {
@@ -96,3 +98,50 @@ def test_a_bad_seed_on_the_command_line_is_one_line_and_creates_nothing(tmp_path
     result = run_script(f"{name}.py", "--seed", "-1", "--runs-dir", str(tmp_path / "runs"))
     assert "--seed must be in" in error_line(result, f"{name}.py")
     assert not (tmp_path / "runs").exists()
+
+
+# ── probes of arguments that were silently accepted, or ended in a traceback
+@pytest.mark.parametrize("name,argv,needle", [
+    ("ppo", ["--ent-coef", "-0.1"], "--ent-coef"),
+    ("ppo", ["--vf-coef", "-1"], "--vf-coef"),
+    ("gail", ["--ent-coef", "-0.1"], "--ent-coef"),
+    ("gail", ["--vf-coef", "0"], "--vf-coef"),
+    ("gcl", ["--vf-coef", "-1"], "--vf-coef"),
+    ("soft_q", ["--total-timesteps", "0"], "--total-timesteps"),
+    ("soft_q", ["--total-timesteps", "500", "--learning-starts", "500"], "--learning-starts"),
+    ("awr", ["--obs-norm-samples", "0"], "--obs-norm-samples"),
+    ("awr", ["--obs-norm-samples", "-5"], "--obs-norm-samples"),
+    ("bc", ["--env", "CartPole-v1", "--subsample", "100000"], "--subsample"),
+])
+def test_nonsensical_arguments_get_one_line(tmp_path, name, argv, needle):
+    result = run_script(f"{name}.py", *argv, "--runs-dir", str(tmp_path / "runs"))
+    assert needle in error_line(result, f"{name}.py")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a zip", b"PK\x03\x04 truncated"])
+def test_dagger_with_a_corrupt_demos_file_beside_its_expert_gets_one_line(tmp_path, content):
+    shutil.copy(os.path.join(ROOT, "experts", "CartPole-v1", "policy.pt2"), tmp_path / "policy.pt2")
+    (tmp_path / "demos.npz").write_bytes(content)
+    result = run_script("dagger.py", "--env", "CartPole-v1", "--expert", str(tmp_path / "policy.pt2"),
+                        "--runs-dir", str(tmp_path / "runs"))
+    assert "is not a demos.npz" in error_line(result, "dagger.py")
+
+
+@pytest.mark.parametrize("name", ["bc", "awr", "gail", "gcl"])
+def test_demonstrations_with_a_nan_are_refused_at_load(tmp_path, name):
+    with np.load(os.path.join(ROOT, "experts", "CartPole-v1", "demos.npz")) as data:
+        demos = {k: data[k] for k in data.files}
+    demos["observations"] = demos["observations"].copy()
+    demos["observations"][5, 2] = np.nan
+    np.savez(tmp_path / "demos.npz", **demos)
+    extra = ["--offline"] if name == "awr" else []
+    result = run_script(f"{name}.py", "--env", "CartPole-v1", "--demos", str(tmp_path / "demos.npz"), *extra,
+                        "--runs-dir", str(tmp_path / "runs"))
+    assert "non-finite" in error_line(result, f"{name}.py")
+
+
+def test_bc_says_when_its_batch_is_larger_than_the_data(tmp_path):
+    result = run_script("bc.py", "--env", "CartPole-v1", "--num-demos", "2", "--batch-size", "5000", "--train-steps", "2",
+                        "--val-every", "1", "--eval-episodes", "1", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "note: --batch-size 5000 is larger than the ~1000 pairs of the 2 demos" in result.stdout
