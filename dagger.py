@@ -48,10 +48,12 @@ Deviations from the paper:
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -141,8 +143,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     rules = [
         (args.rounds >= 1 and args.episodes_per_round >= 1, "--rounds and --episodes-per-round must be at least 1"),
         (args.subsample >= 1, "--subsample must be at least 1 (1 keeps every visited state)"),
@@ -224,8 +255,12 @@ def expert_hint(env_id: str) -> str:
 
 def demos_metadata(path: str) -> dict:
     """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
-    with np.load(path) as data:
-        return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    except Exception as err:  # empty, truncated, not a zip, bad JSON
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__})") from None
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
@@ -238,7 +273,8 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
         demos["metadata"] = json.loads(str(demos["metadata"]))
     except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
         raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120]}); {expert_hint(env_id)}") from None
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}); "
+                        f"{expert_hint(env_id)}") from None
     meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
     if meta.get("env_id") != env_id:
         raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
@@ -249,6 +285,9 @@ def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: boo
     if int(demos["episode_lengths"].sum()) != len(obs):
         raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
                         f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        if demos[key].dtype.kind == "f" and not np.isfinite(demos[key]).all():
+            raise UserError(f"'{path}' has non-finite values (NaN or inf) in its {key}; {expert_hint(env_id)}")
     return demos
 
 
@@ -422,10 +461,7 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     check_args(args)
-    try:
-        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
-    except OSError as err:
-        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -688,14 +724,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
 
 def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, obs_rms: Optional[RunningMeanStd],
            discrete: bool, low, high, global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
-    """Final deterministic evaluation, model.pt, summary.json."""
-    policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-
+    """model.pt, then the final deterministic evaluation, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
             "script": "dagger.py", "env": args.env, "args": dataclasses.asdict(args),
@@ -704,6 +734,13 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+    policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
 
     # The expert's return on its demonstrations (the demos.npz beside policy.pt2): the yardstick of "fraction of expert".
     expert_return = None

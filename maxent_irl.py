@@ -57,10 +57,12 @@ Deviations from the paper and the notes:
 
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -137,8 +139,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     rules = [
         (args.grid_size >= 2, "--grid-size must be at least 2"),
         (0 <= args.slip <= 1, "--slip must be a probability in [0, 1]"),
@@ -504,10 +535,7 @@ def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, e
 def main(args: Args) -> dict:
     """Learn a reward (or load --checkpoint), plan under it, evaluate, save; returns the summary in summary.json."""
     check_args(args)
-    try:
-        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
-    except OSError as err:
-        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
@@ -679,12 +707,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
     plan, log_pi, learned_return, hard_return = plans["plan"], plans["log_pi"], plans["return"], plans["hard_return"]
     real = slice(0, mdp["num_states"])
-    # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
-    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
-    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
-
+    # model.pt first: a failure in the evaluation must not lose the learned reward
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
             "script": "maxent_irl.py", "env": args.env, "args": dataclasses.asdict(args),
@@ -693,6 +716,12 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
             "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
             "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
         }, os.path.join(run_dir, "model.pt"))
+    # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
+    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
+    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
+
 
     summary = {
         "script": "maxent_irl.py", "env": args.env, "seed": args.seed, "env_steps": 0,  # the model is known

@@ -69,10 +69,12 @@ Deviations from the papers:
 
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -184,8 +186,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     rules = [
         (args.num_samples >= 2 and args.horizon >= 1 and args.iterations >= 1,
          "--num-samples must be at least 2 (sample 0 is the plan itself), --horizon and --iterations at least 1"),
@@ -602,10 +633,7 @@ def main(args: Args) -> dict:
     """Plan (and with --model learned, collect data and fit the model first), evaluate, save; returns the summary."""
     fill_presets(args)
     check_args(args)
-    try:
-        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before anything runs
-    except OSError as err:
-        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    make_output_folder(args.runs_dir)  # now, so that a bad path fails before anything runs
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -684,6 +712,14 @@ def main(args: Args) -> dict:
                     writer.add_scalar("losses/model_holdout_mse", holdout_mse, global_step)
                     extra["model_holdout_mse"] = holdout_mse
             extra["transitions"] = args.total_timesteps
+
+    # model.pt before the evaluation: a failure there (a missing video codec, an env error) must not lose the model
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "mppi.py", "env": args.env, "args": dataclasses.asdict(args),
+            "ensemble": None if ensemble is None else {k: v.detach().cpu().clone() for k, v in ensemble.state_dict().items()},
+            "stats": None if stats is None else {k: v.detach().cpu().clone() for k, v in stats.items()},
+        }, os.path.join(run_dir, "model.pt"))
 
     # The evaluation: eval_episodes episodes, each action planned by MPPI on the model from the true current state.
     eval_returns, plan_times, ess_values = [], [], []
@@ -855,15 +891,9 @@ def load_checkpoint(path: str, args: Args) -> dict:
 
 def finish(args: Args, run_dir: str, writer: SummaryWriter, eval_returns: np.ndarray, ensemble: Optional[Ensemble],
            stats: Optional[dict], global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
-    """model.pt (the planner's settings, and the fitted ensemble), summary.json."""
+    """summary.json (model.pt, the planner's settings and the fitted ensemble, is written before the evaluation)."""
     if len(eval_returns):
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-    if args.save_model and args.checkpoint is None:
-        atomic_torch_save({
-            "script": "mppi.py", "env": args.env, "args": dataclasses.asdict(args),
-            "ensemble": None if ensemble is None else {k: v.detach().cpu().clone() for k, v in ensemble.state_dict().items()},
-            "stats": None if stats is None else {k: v.detach().cpu().clone() for k, v in stats.items()},
-        }, os.path.join(run_dir, "model.pt"))
     summary = {
         "script": "mppi.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # steps of data collected
         "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,

@@ -42,10 +42,12 @@ init, Adam ε) come from OpenAI baselines' ppo2, not from the paper; each is mar
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -158,8 +160,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     batch_size = args.num_envs * args.num_steps
     rules = [
         (args.num_envs >= 1, "--num-envs must be at least 1"),
@@ -174,6 +205,7 @@ def check_args(args: Args) -> None:
         (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
         (args.clip_coef > 0, "--clip-coef must be positive"),
         (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
+        (args.ent_coef >= 0 and args.vf_coef > 0, "--ent-coef must be >= 0 and --vf-coef positive"),
         (args.kl_target > 0 and args.kl_beta > 0, "--kl-target and --kl-beta must be positive"),
         (args.kl_tolerance > 1 and args.kl_factor > 1, "--kl-tolerance and --kl-factor must be greater than 1"),
         (args.target_kl is None or args.target_kl > 0, "--target-kl must be positive"),
@@ -534,10 +566,7 @@ def main(args: Args) -> dict:
     check_args(args)
     # Create the output folders first, so that a bad path fails now and not after an hour of training.
     for folder in filter(None, (args.runs_dir, args.save_expert)):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+        make_output_folder(folder)
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -832,14 +861,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
 
 def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
            discrete: bool, low, high, global_step: int, train_time: float, train_returns: list) -> dict:
-    """Final deterministic evaluation, model.pt, optional expert, summary.json."""
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-
+    """model.pt, then the final deterministic evaluation, the optional expert, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
             "script": "ppo.py", "env": args.env, "args": dataclasses.asdict(args),
@@ -848,6 +871,13 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
     if args.save_expert is not None:
         save_expert(args, policy, agent.actor[0].in_features)
 

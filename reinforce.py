@@ -53,10 +53,12 @@ Deviations from the notes:
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -145,8 +147,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     rules = [
         (args.batch_steps >= 1, "--batch-steps must be at least 1"),
         (args.batch_episodes is None or args.batch_episodes >= 1, "--batch-episodes must be at least 1"),
@@ -453,10 +484,7 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     check_args(args)
-    try:
-        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
-    except OSError as err:
-        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -732,14 +760,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
 
 def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
            discrete: bool, low, high, global_step: int, train_time: float, train_returns: list) -> dict:
-    """Final deterministic evaluation, model.pt, summary.json."""
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-
+    """model.pt, then the final deterministic evaluation, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
     if args.save_model and args.checkpoint is None:
         atomic_torch_save({
             "script": "reinforce.py", "env": args.env, "args": dataclasses.asdict(args),
@@ -748,6 +770,13 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
 
     summary = {
         "script": "reinforce.py", "env": args.env, "seed": args.seed, "env_steps": global_step,

@@ -59,11 +59,13 @@ Deviations from the paper:
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 import copy
 import dataclasses
+import importlib.util
 import json
 import math
 import os
 import random
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -161,8 +163,37 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
 
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
 def check_args(args: Args) -> None:
     """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
     rules = [
         (args.alpha is None or args.alpha > 0, "--alpha must be positive (take a small one, e.g. 1e-4, for a near-hard max)"),
         (min(args.tabular_alpha, args.discrete_alpha, args.continuous_alpha) > 0, "the default temperatures must be positive"),
@@ -176,7 +207,10 @@ def check_args(args: Args) -> None:
         (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
         (args.value_particles >= 1, "--value-particles must be at least 1"),
         (args.svgd_particles >= 2 and args.svgd_particles % 2 == 0, "--svgd-particles must be even and at least 2"),
-        (args.total_timesteps >= 0 and args.eval_episodes >= 0, "--total-timesteps and --eval-episodes must be >= 0"),
+        (args.total_timesteps >= 1 and args.eval_episodes >= 0, "--total-timesteps must be >= 1 and --eval-episodes >= 0"),
+        (args.checkpoint is not None or args.learning_starts < args.total_timesteps,
+         f"--learning-starts ({args.learning_starts}) must be smaller than --total-timesteps ({args.total_timesteps}): "
+         f"no update would run (the tabular way ignores both)"),
         (args.torch_threads >= 1, "--torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
     ]
@@ -449,10 +483,7 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     check_args(args)
-    try:
-        os.makedirs(args.runs_dir, exist_ok=True)  # now, so that a bad path fails before training
-    except OSError as err:
-        raise UserError(f"cannot create folder '{args.runs_dir}': {err.strerror}") from None
+    make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -786,7 +817,17 @@ def load_checkpoint(path: str, args: Args, mode: str, obs_dim: int, act_dim: int
 def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dict, obs_rms, obs_dim: int, act_dim: int,
            low, high, global_step: int, train_time: float, train_returns: list, extra: dict,
            q_net: Optional[nn.Module] = None, sampler: Optional[nn.Module] = None) -> dict:
-    """Final deterministic evaluation, model.pt, summary.json."""
+    """model.pt, then the final deterministic evaluation, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "soft_q.py", "env": args.env, "mode": mode, "args": dataclasses.asdict(args),
+            "nets": {name: ({k: v.detach().cpu().clone() for k, v in sd.items()} if isinstance(sd, dict) else sd)
+                     for name, sd in nets.items()},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
+        }, os.path.join(run_dir, "model.pt"))
     net = nets["q_table"] if mode == "tabular" else (q_net if mode == "discrete" else sampler)
     policy = DeterministicPolicy(mode, net, obs_rms, args.clip_obs, act_dim, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
@@ -811,15 +852,6 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dic
                          "boltzmann_eval_return_std": float(soft_returns.std())}
         writer.add_scalar("eval/boltzmann_return", float(soft_returns.mean()), global_step)
 
-    if args.save_model and args.checkpoint is None:
-        atomic_torch_save({
-            "script": "soft_q.py", "env": args.env, "mode": mode, "args": dataclasses.asdict(args),
-            "nets": {name: ({k: v.detach().cpu().clone() for k, v in sd.items()} if isinstance(sd, dict) else sd)
-                     for name, sd in nets.items()},
-            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
-                                                     "count": float(obs_rms.count)},
-        }, os.path.join(run_dir, "model.pt"))
 
     summary = {
         "script": "soft_q.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
