@@ -254,8 +254,8 @@ def demos_metadata(path: str) -> dict:
         with np.load(path) as data:
             return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
     except Exception as err:  # empty, truncated, not a zip, bad JSON
-        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__})") from None
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert ({reason})") from None
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
@@ -476,7 +476,8 @@ def main(args: Args) -> dict:
         if args.batch_size > kept:
             # (allowed: minibatches draw with replacement, as the benchmark's 50-label runs do with batches of 256)
             print(f"note: --batch-size {args.batch_size} is larger than the ~{kept} pairs of the {args.num_demos} "
-                  f"demos: each minibatch draws pairs with replacement, and a step costs as much as the batch", flush=True)
+                  f"demos: each minibatch draws pairs with replacement, and a step costs as much as the batch",
+                  flush=True)
 
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)

@@ -259,8 +259,8 @@ def demos_metadata(path: str) -> dict:
         with np.load(path) as data:
             return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
     except Exception as err:  # empty, truncated, not a zip, bad JSON
-        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__})") from None
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert ({reason})") from None
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:

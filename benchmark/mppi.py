@@ -26,7 +26,8 @@ ROWS = {
        for n in LEARNED_STEPS},
     "invertedpendulum_true": ("InvertedPendulum-v4", ["--eval-episodes", "10"], "1000 at ≤ 10 ms per step"),
     "hopper_true": ("Hopper-v4", ["--eval-episodes", "1"], "≥ 2,000"),
-    # the same, from a reset never used in tuning the preset (tuned on resets 10000–10005, values fitted on 20000–20019)
+    # the same, from a reset never used in tuning the preset (tuned on resets 10000–10005, values fitted on
+    # 20000–20019)
     "hopper_true_unseen": ("Hopper-v4", ["--eval-episodes", "1", "--eval-seed", "30000"],
                            "≥ 2,000 (reset 30000, unseen in tuning)"),
     # the planner before the shaped reward: the env's own reward, a control point per step (the naive cost)
@@ -35,7 +36,8 @@ ROWS = {
                                "(the naive cost: falls)"),
 }
 GROUPS = {"pendulum": ["pendulum_true"], "learned": [f"pendulum_learned_{n}" for n in LEARNED_STEPS],
-          "inverted_pendulum": ["invertedpendulum_true"], "hopper": ["hopper_true", "hopper_true_env_reward", "hopper_true_unseen"]}
+          "inverted_pendulum": ["invertedpendulum_true"],
+          "hopper": ["hopper_true", "hopper_true_env_reward", "hopper_true_unseen"]}
 
 
 def results_path(row: str) -> str:
