@@ -51,7 +51,7 @@ def main() -> None:
                         "--eval-episodes", "20", "--exp-name", "gcl_25demos"], cwd=ROOT, check=True)
 
     print("| script | env | demos | expert return | fraction of expert at 500k | at 1M (mean ± std, 3 seeds) | "
-          "per seed at 1M | target (issue) |")
+          "per seed at 1M | target |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     if os.path.exists(path):
         runs = json.load(open(path))["runs"]

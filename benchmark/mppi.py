@@ -18,7 +18,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEARNED_STEPS = (400, 800, 1_200, 2_000)
-# row name -> (env, extra arguments, the issue's target)
+# row name -> (env, extra arguments, the target)
 ROWS = {
     "pendulum_true": ("Pendulum-v1", ["--eval-episodes", "10"], "≥ −300 at ≤ 1 ms per step"),
     **{f"pendulum_learned_{n}": ("Pendulum-v1", ["--model", "learned", "--total-timesteps", str(n),
@@ -66,7 +66,7 @@ def main() -> None:
                                 "--rollout-threads", "1", *extra], cwd=ROOT, check=True)
 
     print("| env | model | data (env steps) | return (mean ± std over 3 seeds) | worst episode | episodes per seed | "
-          "ms per control step | ESS of K | target (issue) |")
+          "ms per control step | ESS of K | target |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row, (env, extra, target) in ROWS.items():
         model = "learned" if "learned" in extra else "true, env's reward" if "--hopper-reward" in extra else "true"

@@ -16,7 +16,7 @@ PENDULUM = dict(env="Pendulum-v1", seed=1, total_timesteps=300_000, num_envs=4, 
 
 def test_pendulum_gets_0_8_of_the_way_from_random_to_the_expert_within_300k_steps(tmp_path):
     # Pendulum's episodes all last 200 steps, so no reward has a survival bias to exploit: only imitation helps. Its
-    # returns are negative, so the "0.8 of the expert's return" is taken as (R − R_random) / (R_expert −
+    # returns are negative, so "0.8 of the expert's return" is taken as (R − R_random) / (R_expert −
     # R_random), all three measured on the same 10 evaluation start states.
     summary = gcl.main(gcl.Args(**PENDULUM, runs_dir=str(tmp_path)))
     score, expert_return, random_return = pendulum_progress(gcl, summary["eval_return_mean"])

@@ -1,4 +1,4 @@
-"""mppi.py controls: seeded runs reach the issue's returns with the defaults.
+"""mppi.py controls: seeded runs reach the stated returns with the defaults.
 
 - Pendulum-v1, true model (its equations of motion): every 200-step episode ≥ −400 (a swing-up and hold).
 - InvertedPendulum-v4, true model (mujoco.rollout, K = 30, H = 5 and the LQR terminal value): balanced for 1000 of

@@ -1,7 +1,7 @@
 """ppo.py learns: seeded runs reach a stated deterministic evaluation return within a stated budget.
 
 Broken RL code fails silently (it runs, it logs, it does not learn), so these are the tests that matter.
-The budgets and thresholds are the issue's; each run takes well under two minutes on a 2-core CPU.
+The budgets and thresholds are the project's targets; each run takes well under two minutes on a 2-core CPU.
 """
 import ppo
 

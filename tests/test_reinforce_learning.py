@@ -1,7 +1,7 @@
 """reinforce.py learns: seeded runs reach a stated deterministic evaluation return within a stated budget.
 
 The defaults are the full variant (reward-to-go, learned value baseline, normalised advantages), with one set of
-hyperparameters for both tasks. Budgets and thresholds are the issue's (CartPole ≥ 475 within ≤ 150k steps,
+hyperparameters for both tasks. Budgets and thresholds are the project's targets (CartPole ≥ 475 within ≤ 150k steps,
 InvertedPendulum ≥ 900); the runs take about 10 s and 40 s on a 2-core CPU.
 """
 import reinforce
