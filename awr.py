@@ -63,7 +63,9 @@ import importlib.util
 import json
 import math
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -109,6 +111,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by awr.py and evaluate it"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps (offline: iterations); 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the weights (notes 004) ---
     weighting: Literal["advantage", "reward"] = "advantage"
@@ -238,6 +244,8 @@ def check_args(args: Args) -> None:
         (not args.norm_obs or args.obs_norm_samples >= 1,
          "--obs-norm-samples must be at least 1 (or pass --no-norm-obs to leave observations as they are)"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -251,7 +259,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -622,6 +631,9 @@ def minibatch_indices(n: int, batch_size: int, steps: int, generator: torch.Gene
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "awr.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -645,24 +657,29 @@ def main(args: Args) -> dict:
             raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only "
                             f"{len(dataset['episode_lengths'])} episodes")
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_sizes, args.gamma).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes the network sizes and clip_obs from the file: args.json records what this run used)
+        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["log_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
     log_std = torch.full((act_dim,), math.log(args.action_std), device=device)  # log σ, (A,), fixed
     train_returns: list = []
     global_step, iteration, extra, start_time = 0, 0, {}, time.time()
 
-    if args.checkpoint is not None:
-        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        # load_checkpoint took the network sizes and clip_obs from the checkpoint: record what this run actually used
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         if args.learning_rate is None:
             args.learning_rate = args.discrete_learning_rate if discrete else args.continuous_learning_rate
             atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
@@ -702,118 +719,154 @@ def main(args: Args) -> dict:
             raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
             ep_return, ep_length = 0.0, 0
 
-        while (iteration < args.offline_iterations) if args.offline else (global_step < args.total_timesteps):
-            iteration += 1
+        start_iteration = 0
+        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+            set_rng_states(resumed["rng"])
+            agent.load_state_dict(resumed["agent"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            value_optimizer.load_state_dict(resumed["value_optimizer"])
+            if obs_rms is not None:
+                vars(obs_rms).update(resumed["obs_rms"])
+            noise_rng, buf, extra = resumed["noise_rng"], resumed["buffer"], resumed["extra"]
+            batch_gen.set_state(resumed["batch_gen"])
+            global_step, iteration, train_returns = resumed["global_step"], resumed["iteration"], resumed["train_returns"]
+            start_iteration, start_time = iteration, time.time() - resumed["train_time"]
             if not args.offline:
-                # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
-                # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
-                # call at batch size 1); π is fixed until [S3].
-                actor_np = numpy_weights(agent.actor)
-                new = {k: [] for k in buf}
-                for _ in range(args.samples_per_iter):
-                    if obs_rms is not None and global_step < args.obs_norm_samples:
-                        obs_rms.update(np.asarray(raw_obs, np.float64)[None])
-                    out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
+                env.close()
+                env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
+                ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+            while (iteration < args.offline_iterations) if args.offline else (global_step < args.total_timesteps):
+                # Safe point, before iteration `iteration + 1` (online, the episode in progress continues after it).
+                progress, stride = (iteration, 1) if args.offline else (global_step, args.samples_per_iter)
+                if iteration > start_iteration and (stop.received or checkpoint_due(progress - stride, progress,
+                                                                                    args.checkpoint_every)):
+                    check_finite(run_dir, progress, **{"the networks": agent},
+                                 **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                    save_training_state(run_dir, {
+                        "script": "awr.py", "iteration": iteration, "global_step": global_step, "log_step": progress,
+                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                        "optimizer": optimizer.state_dict(), "value_optimizer": value_optimizer.state_dict(),
+                        "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
+                        "batch_gen": batch_gen.get_state(), "buffer": buf, "extra": extra, "train_returns": train_returns,
+                        **({} if args.offline else {"env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
+                                                    "ep_length": ep_length})})
+                    if stop.received:
+                        writer.close()
+                        raise Interrupted(stop_line("awr.py", stop.received, progress, run_dir))
+                iteration += 1
+                if not args.offline:
+                    # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
+                    # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
+                    # call at batch size 1); π is fixed until [S3].
+                    actor_np = numpy_weights(agent.actor)
+                    new = {k: [] for k in buf}
+                    for _ in range(args.samples_per_iter):
+                        if obs_rms is not None and global_step < args.obs_norm_samples:
+                            obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+                        out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
+                        if discrete:
+                            action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
+                            env_action = action
+                        else:
+                            # ã_t = μ(s_t) + σ·ε, ε ~ N(0, I); the env gets a_t = clip(centre + half_range·ã_t)
+                            action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
+                            # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
+                            # Gaussian drew.
+                            env_action = np.clip(centre + half_range * action, low, high)
+                        next_raw, reward, terminated, truncated, _ = env.step(env_action)
+                        for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
+                            new[key].append(value)
+                        global_step += 1
+                        ep_return, ep_length = ep_return + float(reward), ep_length + 1
+                        raw_obs = next_raw
+                        if terminated or truncated:
+                            train_returns.append(ep_return)
+                            writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                            writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                            raw_obs, _ = env.reset()
+                            ep_return, ep_length = 0.0, 0
+                    # D ← the buffer_size most recent samples of D ∪ new
+                    buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
+                           for k in buf}
+
+                # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
+                log_step = iteration if args.offline else global_step
+
+                # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
+                obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
+                next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
+                actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
+                ends = buf["ends"].copy()
+                ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
+
+                def lambda_returns() -> tuple:
+                    """(R^D (B,), V(s) (B,)) with the current V."""
+                    with torch.no_grad():
+                        v, v_next = agent.value(obs).cpu().numpy(), agent.value(next_obs).cpu().numpy()
+                    return td_lambda_returns(buf["rewards"], v_next, buf["terminations"], ends,
+                                             args.gamma, args.td_lambda), v
+
+                returns, values = lambda_returns()
+                n = len(returns)
+
+                # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
+                targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
+                for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
+                    # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
+                    v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
+                    value_optimizer.zero_grad()
+                    v_loss.backward()
+                    value_optimizer.step()
+                writer.add_scalar("losses/value_loss", v_loss.item(), log_step)
+                # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
+                writer.add_scalar("losses/explained_variance", explained_variance(values, returns), log_step)
+
+                # The weights, with the new V_k (the released code recomputes R^D as well).
+                returns, values = lambda_returns()
+                # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
+                adv = returns - values if args.weighting == "advantage" else returns
+                writer.add_scalar("losses/adv_mean", float(adv.mean()), log_step)
+                writer.add_scalar("losses/adv_std", float(adv.std()), log_step)
+                if args.norm_adv:
+                    adv = standardize(adv)
+                # w = min(exp(A/β), w_max)
+                weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
+                # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
+                writer.add_scalar("losses/weight_mean", float(weights.mean()), log_step)
+                writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
+                                  log_step)
+                writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, log_step)
+                b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+                # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
+                for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
+                    out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
                     if discrete:
-                        action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
-                        env_action = action
+                        logp = categorical_log_prob(out, actions[idx])
+                        loss = weighted_nll(logp, b_weights[idx])
                     else:
-                        # ã_t = μ(s_t) + σ·ε, ε ~ N(0, I); the env gets a_t = clip(centre + half_range·ã_t)
-                        action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
-                        # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
-                        # Gaussian drew.
-                        env_action = np.clip(centre + half_range * action, low, high)
-                    next_raw, reward, terminated, truncated, _ = env.step(env_action)
-                    for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
-                        new[key].append(value)
-                    global_step += 1
-                    ep_return, ep_length = ep_return + float(reward), ep_length + 1
-                    raw_obs = next_raw
-                    if terminated or truncated:
-                        train_returns.append(ep_return)
-                        writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                        writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                        raw_obs, _ = env.reset()
-                        ep_return, ep_length = 0.0, 0
-                # D ← the buffer_size most recent samples of D ∪ new
-                buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
-                       for k in buf}
+                        logp = gaussian_log_prob(actions[idx], out, log_std)
+                        loss = weighted_nll(logp, b_weights[idx]) + args.bound_loss_weight * action_bound_loss(out)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                writer.add_scalar("losses/policy_loss", loss.item(), log_step)
+                check_finite(run_dir, log_step, **{"the value loss": v_loss, "the policy loss": loss, "the networks": agent})
 
-            # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
-            log_step = iteration if args.offline else global_step
-
-            # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
-            obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
-            next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
-            actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
-            ends = buf["ends"].copy()
-            ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
-
-            def lambda_returns() -> tuple:
-                """(R^D (B,), V(s) (B,)) with the current V."""
-                with torch.no_grad():
-                    v, v_next = agent.value(obs).cpu().numpy(), agent.value(next_obs).cpu().numpy()
-                return td_lambda_returns(buf["rewards"], v_next, buf["terminations"], ends,
-                                         args.gamma, args.td_lambda), v
-
-            returns, values = lambda_returns()
-            n = len(returns)
-
-            # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
-            targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
-            for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
-                # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
-                v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
-                value_optimizer.zero_grad()
-                v_loss.backward()
-                value_optimizer.step()
-            writer.add_scalar("losses/value_loss", v_loss.item(), log_step)
-            # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
-            writer.add_scalar("losses/explained_variance", explained_variance(values, returns), log_step)
-
-            # The weights, with the new V_k (the released code recomputes R^D as well).
-            returns, values = lambda_returns()
-            # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
-            adv = returns - values if args.weighting == "advantage" else returns
-            writer.add_scalar("losses/adv_mean", float(adv.mean()), log_step)
-            writer.add_scalar("losses/adv_std", float(adv.std()), log_step)
-            if args.norm_adv:
-                adv = standardize(adv)
-            # w = min(exp(A/β), w_max)
-            weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
-            # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
-            writer.add_scalar("losses/weight_mean", float(weights.mean()), log_step)
-            writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
-                              log_step)
-            writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, log_step)
-            b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
-
-            # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
-            for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
-                out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
-                if discrete:
-                    logp = categorical_log_prob(out, actions[idx])
-                    loss = weighted_nll(logp, b_weights[idx])
-                else:
-                    logp = gaussian_log_prob(actions[idx], out, log_std)
-                    loss = weighted_nll(logp, b_weights[idx]) + args.bound_loss_weight * action_bound_loss(out)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            writer.add_scalar("losses/policy_loss", loss.item(), log_step)
-
-            # [S4] log.
-            writer.add_scalar("charts/iteration", iteration, log_step)
-            if args.offline:
-                print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
-                      f"/{n:,}", flush=True)
-                continue
-            sps = int(global_step / (time.time() - start_time))
-            writer.add_scalar("charts/SPS", sps, log_step)
-            recent = train_returns[-100:]
-            print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                  f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "
-                  f"SPS {sps:,}", flush=True)
+                # [S4] log.
+                writer.add_scalar("charts/iteration", iteration, log_step)
+                if args.offline:
+                    print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
+                          f"/{n:,}", flush=True)
+                    continue
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/SPS", sps, log_step)
+                recent = train_returns[-100:]
+                print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "
+                      f"SPS {sps:,}", flush=True)
     env.close()
 
     train_time = time.time() - start_time
@@ -835,26 +888,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 # >>> shared: run_episodes
 def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
@@ -933,6 +1129,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
@@ -970,3 +1167,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"awr.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("awr.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -46,7 +46,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -90,6 +92,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (the shipped demos start from 20000 + i)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by bc.py and evaluate it"""
+    checkpoint_every: int = 10_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many training steps; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the data ---
     demos: Optional[str] = None
@@ -180,6 +186,8 @@ def check_args(args: Args) -> None:
         (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -193,7 +201,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -446,6 +455,9 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "bc.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -479,19 +491,25 @@ def main(args: Args) -> dict:
                   f"demos: each minibatch draws pairs with replacement, and a step costs as much as the batch",
                   flush=True)
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes the network sizes and clip_obs from the file: args.json records what this run used)
+        policy_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start_time = time.time()
     extra = {}
 
-    if args.checkpoint is not None:
-        policy_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         # [S1] the first m episodes, split into training and validation episodes.
         lengths = demos["episode_lengths"]
         if args.num_demos > len(lengths):
@@ -540,33 +558,59 @@ def main(args: Args) -> dict:
             return mse_loss(out, a)
 
         best = {"val_loss": float("inf"), "step": 0, "state": copy.deepcopy(policy_net.state_dict())}
-        for step in range(1, args.train_steps + 1):
-            # [S3] one Adam step on L(θ) over a minibatch drawn uniformly from the training pairs.
-            idx = torch.randint(len(train_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
-            loss = loss_fn(train_obs[idx], train_act[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        # (the dataset is not in checkpoint.pt: --resume rebuilds it from the same demos.npz, and checks that it is)
+        fingerprint = [len(raw_obs), float(np.sum(raw_obs, dtype=np.float64)), float(np.sum(actions, dtype=np.float64))]
+        start_step = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
+            if resumed["dataset"] != fingerprint:
+                raise UserError(f"cannot resume: the demonstrations in '{demos_path}' changed since the run started")
+            set_rng_states(resumed["rng"])
+            policy_net.load_state_dict(resumed["policy_net"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            batch_gen.set_state(resumed["batch_gen"])
+            best, start_step = resumed["best"], resumed["global_step"] + 1
+            start_time = time.time() - resumed["train_time"]
 
-            if step % args.val_every == 0 or step == args.train_steps:
-                # [S4] "use a validation set to avoid overfitting" (notes 004): keep the θ with the lowest loss on
-                # the held-out episodes. A validation loss that rises while the training loss falls is overfitting.
-                writer.add_scalar("losses/train_loss", loss.item(), step)
-                if num_val:
-                    with torch.no_grad():
-                        val_loss = loss_fn(val_obs, val_act).item()
-                        out, _ = policy_net(val_obs)
-                        # The fraction of validation states where the clone's action differs from the expert's
-                        # (discrete), or its squared distance to it (continuous): comparable between mse and nll.
-                        gap = (out.argmax(-1) != val_act).float().mean() if discrete else (out - val_act).pow(2).sum(-1).mean()
-                    writer.add_scalar("losses/val_loss", val_loss, step)
-                    writer.add_scalar("losses/val_action_error", gap.item(), step)
-                    if val_loss < best["val_loss"]:
-                        best = {"val_loss": val_loss, "step": step, "state": copy.deepcopy(policy_net.state_dict())}
-                    print(f"step {step:>7,}  train loss {loss.item():9.5f}  val loss {val_loss:9.5f}  "
-                          f"best {best['val_loss']:9.5f} (step {best['step']:,})", flush=True)
-                else:
-                    print(f"step {step:>7,}  train loss {loss.item():9.5f}", flush=True)
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
+            for step in range(start_step, args.train_steps + 1):
+                # [S3] one Adam step on L(θ) over a minibatch drawn uniformly from the training pairs.
+                idx = torch.randint(len(train_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
+                loss = loss_fn(train_obs[idx], train_act[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+                if step % args.val_every == 0 or step == args.train_steps:
+                    # [S4] "use a validation set to avoid overfitting" (notes 004): keep the θ with the lowest loss on
+                    # the held-out episodes. A validation loss that rises while the training loss falls is overfitting.
+                    writer.add_scalar("losses/train_loss", loss.item(), step)
+                    check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
+                    if num_val:
+                        with torch.no_grad():
+                            val_loss = loss_fn(val_obs, val_act).item()
+                            out, _ = policy_net(val_obs)
+                            # The fraction of validation states where the clone's action differs from the expert's
+                            # (discrete), or its squared distance to it (continuous): comparable between mse and nll.
+                            gap = (out.argmax(-1) != val_act).float().mean() if discrete else (out - val_act).pow(2).sum(-1).mean()
+                        writer.add_scalar("losses/val_loss", val_loss, step)
+                        writer.add_scalar("losses/val_action_error", gap.item(), step)
+                        if val_loss < best["val_loss"]:
+                            best = {"val_loss": val_loss, "step": step, "state": copy.deepcopy(policy_net.state_dict())}
+                        print(f"step {step:>7,}  train loss {loss.item():9.5f}  val loss {val_loss:9.5f}  "
+                              f"best {best['val_loss']:9.5f} (step {best['step']:,})", flush=True)
+                    else:
+                        print(f"step {step:>7,}  train loss {loss.item():9.5f}", flush=True)
+
+                # Safe point, after step `step`.
+                if stop.received or checkpoint_due(step - 1, step, args.checkpoint_every):
+                    check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
+                    save_training_state(run_dir, {
+                        "script": "bc.py", "global_step": step, "train_time": time.time() - start_time,
+                        "policy_net": policy_net.state_dict(), "optimizer": optimizer.state_dict(),
+                        "batch_gen": batch_gen.get_state(), "best": best, "dataset": fingerprint})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("bc.py", stop.received, step, run_dir))
         if num_val:
             policy_net.load_state_dict(best["state"])  # the θ the validation set picked
         extra = {"num_demos": args.num_demos, "train_pairs": int((~val_mask).sum()), "val_pairs": int(val_mask.sum()),
@@ -590,26 +634,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 # >>> shared: run_episodes
 def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
@@ -689,6 +876,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
@@ -731,3 +919,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"bc.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("bc.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

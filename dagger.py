@@ -51,7 +51,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -95,6 +97,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by dagger.py and evaluate it"""
+    checkpoint_every: int = 1
+    """write <run dir>/checkpoint.pt (all that --resume needs, the aggregated dataset included) every this many rounds; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the expert and the rounds ---
     expert: Optional[str] = None
@@ -185,6 +191,8 @@ def check_args(args: Args) -> None:
         (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -198,7 +206,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -460,6 +469,9 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "dagger.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -481,19 +493,25 @@ def main(args: Args) -> dict:
     if args.checkpoint is None:
         expert = load_expert_policy(expert_path, args.env, obs_dim, act_dim, discrete)  # before any folder is made
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes the network sizes and clip_obs from the file: args.json records what this run used)
+        policy_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start_time = time.time()
     extra, global_step, train_returns = {}, 0, []
 
-    if args.checkpoint is not None:
-        policy_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         policy_net = Policy(obs_dim, act_dim, args.hidden_size, gaussian).to(device)  # π̂_1: "any policy in Π"
         optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
         batch_gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -511,104 +529,135 @@ def main(args: Args) -> dict:
             return out.argmax(-1) if discrete else np.clip(out, low, high)
 
         # Rounds 1..N each end by training π̂_{i+1}; one more roll-out (round N + 1) only scores π̂_{N+1}.
-        for i in range(1, args.rounds + 2):
-            beta = beta_schedule(i, args.beta_schedule, args.beta_p)
-            # [S1] Sample trajectories with π_i = β_i π* + (1 − β_i) π̂_i, to the end of each episode.
-            # Every visited state is labelled with the expert's action, whoever acted.
-            states, labels, learner_labels, from_expert, episode_returns = [], [], [], [], []
-            for _ in range(args.episodes_per_round):
-                done, ep_return, t = False, 0.0, 0
-                offset = mix_rng.integers(args.subsample)  # with --subsample k, D_i keeps steps t ≡ offset (mod k)
-                while not done:
-                    s = np.asarray(raw_obs, np.float32)[None]  # (1, obs_dim)
-                    with torch.no_grad():
-                        a_star = expert(torch.from_numpy(s)).numpy()  # π*(s_t), (1, A) or (1,)
-                    # β_1 = 1 in both schedules: round 1 is the expert's alone, and π̂_1 (untrained) is never asked.
-                    a_hat = learner_act(s) if i > 1 else a_star  # π̂_i(s_t)
-                    action, by_expert = mix_actions(a_star, a_hat, beta, mix_rng.random(1))
-                    raw_obs, reward, terminated, truncated, _ = env.step(action[0])
-                    done = terminated or truncated
-                    if t % args.subsample == offset:
-                        states.append(s[0])
-                        labels.append(a_star[0])
-                        learner_labels.append(a_hat[0])
-                    from_expert.append(by_expert[0])
-                    ep_return, t, global_step = ep_return + float(reward), t + 1, global_step + 1
-                episode_returns.append(ep_return)
-                train_returns.append(ep_return)
-                writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                raw_obs, _ = env.reset()
-            # (T_i, obs_dim), (T_i, A) or (T_i,); T_i can be 0 when --subsample skips every step of short episodes
-            states = np.asarray(states, np.float32).reshape(-1, obs_dim)
-            labels = np.asarray(labels).reshape((-1,) if discrete else (-1, act_dim))
-            learner_labels = np.asarray(learner_labels).reshape(labels.shape)
-            labels_so_far += len(states)
-
-            # [S4, first half] "Return best π̂_i on validation": the score of π̂_i is its disagreement with π* on the
-            # states of round i, which it has not been trained on (it was fitted before they existed). With β_i = 0
-            # they are π̂_i's own states, the distribution DAgger's guarantee is about. (With β_i > 0 some steps are
-            # the expert's, and the score is optimistic.)
-            score = None
-            if i > 1 and len(states):
-                score = disagreement(learner_labels, labels, discrete)
-                if score < best["score"]:
-                    best = {"score": score, "round": i, "state": copy.deepcopy(policy_net.state_dict())}
-            record = {
-                "round": i, "beta": beta, "new_labels": len(states), "expert_labels": labels_so_far,
-                # the fraction of steps where the expert acted: ≈ β_i
-                "expert_action_fraction": float(np.mean(from_expert)),
-                # π̂_i on the states of round i, before any training on them (None for the untrained π̂_1)
-                "disagreement": score,
-                # the environment's return of π_i (π̂_i's own when β_i = 0); logged, never used to learn or choose
-                "rollout_return": float(np.mean(episode_returns)),
-            }
-            writer.add_scalar("charts/beta", beta, labels_so_far)
-            writer.add_scalar("charts/expert_action_fraction", record["expert_action_fraction"], labels_so_far)
-            writer.add_scalar("charts/round_return", record["rollout_return"], labels_so_far)
-            if score is not None:
-                # Disagreement on the learner's own states: what DAgger drives down. If it stays high while the
-                # training loss is low, the learner cannot represent the expert on the states it reaches.
-                writer.add_scalar("losses/disagreement", score, labels_so_far)
-            print(f"round {i:>3}  β {beta:.3f}  labels {labels_so_far:>8,}  return of π_{i} {record['rollout_return']:9.1f}  "
-                  f"disagreement of π̂_{i} {'      -' if score is None else f'{score:.5f}'}", flush=True)
-            if i == args.rounds + 1:
-                rounds.append(record)
-                break  # the validation roll-out of π̂_{N+1}: its labels are not trained on
-
-            # [S2] D_i = {(s, π*(s))}; aggregate D ← D ∪ D_i.
-            d_obs.append(states)
-            d_act.append(labels)
-            if i == 1 and args.norm_obs:
-                # The input normalisation of the network, from round 1's states; fixed from here on (a network whose
-                # inputs were rescaled between rounds would have to relearn).
+        start_round = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one round to the next
+            set_rng_states(resumed["rng"])
+            policy_net.load_state_dict(resumed["policy_net"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            batch_gen.set_state(resumed["batch_gen"])
+            if resumed["obs_rms"] is not None:
                 obs_rms = RunningMeanStd((obs_dim,))
-                obs_rms.update(states.astype(np.float64))
-                # GOTCHA: as in bc.py, a floor on σ: the expert keeps some variables nearly constant, and dividing by
-                # their tiny σ would magnify the learner's deviations a thousandfold.
-                obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
-            D_obs = torch.as_tensor(normalize_obs(np.concatenate(d_obs), obs_rms, args.clip_obs), device=device)
-            D_act = torch.as_tensor(np.concatenate(d_act), device=device)
-            if len(D_obs) == 0:
-                raise UserError(f"--subsample {args.subsample} kept no state of round 1's episodes; use a smaller one")
+                vars(obs_rms).update(resumed["obs_rms"])
+            mix_rng, d_obs, d_act = resumed["mix_rng"], resumed["d_obs"], resumed["d_act"]
+            rounds, best, labels_so_far = resumed["rounds"], resumed["best"], resumed["labels_so_far"]
+            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+            env.close()
+            env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
+            start_round, start_time = resumed["round"] + 1, time.time() - resumed["train_time"]
 
-            # [S3] Train π̂_{i+1} on D: train_steps Adam steps on minibatches drawn uniformly from all of D.
-            for _ in range(args.train_steps):
-                idx = torch.randint(len(D_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
-                out, raw_log_std = policy_net(D_obs[idx])
-                if discrete:
-                    loss = categorical_nll(out, D_act[idx])
-                elif gaussian:
-                    loss = gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), D_act[idx])
-                else:
-                    loss = mse_loss(out, D_act[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            # [S4] log: the dataset grows by the states of round i.
-            record.update(dataset_size=len(D_obs), train_loss=loss.item())
-            rounds.append(record)
-            writer.add_scalar("charts/dataset_size", len(D_obs), i)
-            writer.add_scalar("losses/train_loss", loss.item(), labels_so_far)
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this round, write checkpoint.pt, stop
+            for i in range(start_round, args.rounds + 2):
+                beta = beta_schedule(i, args.beta_schedule, args.beta_p)
+                # [S1] Sample trajectories with π_i = β_i π* + (1 − β_i) π̂_i, to the end of each episode.
+                # Every visited state is labelled with the expert's action, whoever acted.
+                states, labels, learner_labels, from_expert, episode_returns = [], [], [], [], []
+                for _ in range(args.episodes_per_round):
+                    done, ep_return, t = False, 0.0, 0
+                    offset = mix_rng.integers(args.subsample)  # with --subsample k, D_i keeps steps t ≡ offset (mod k)
+                    while not done:
+                        s = np.asarray(raw_obs, np.float32)[None]  # (1, obs_dim)
+                        with torch.no_grad():
+                            a_star = expert(torch.from_numpy(s)).numpy()  # π*(s_t), (1, A) or (1,)
+                        # β_1 = 1 in both schedules: round 1 is the expert's alone, and π̂_1 (untrained) is never asked.
+                        a_hat = learner_act(s) if i > 1 else a_star  # π̂_i(s_t)
+                        action, by_expert = mix_actions(a_star, a_hat, beta, mix_rng.random(1))
+                        raw_obs, reward, terminated, truncated, _ = env.step(action[0])
+                        done = terminated or truncated
+                        if t % args.subsample == offset:
+                            states.append(s[0])
+                            labels.append(a_star[0])
+                            learner_labels.append(a_hat[0])
+                        from_expert.append(by_expert[0])
+                        ep_return, t, global_step = ep_return + float(reward), t + 1, global_step + 1
+                    episode_returns.append(ep_return)
+                    train_returns.append(ep_return)
+                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                    raw_obs, _ = env.reset()
+                # (T_i, obs_dim), (T_i, A) or (T_i,); T_i can be 0 when --subsample skips every step of short episodes
+                states = np.asarray(states, np.float32).reshape(-1, obs_dim)
+                labels = np.asarray(labels).reshape((-1,) if discrete else (-1, act_dim))
+                learner_labels = np.asarray(learner_labels).reshape(labels.shape)
+                labels_so_far += len(states)
+
+                # [S4, first half] "Return best π̂_i on validation": the score of π̂_i is its disagreement with π* on the
+                # states of round i, which it has not been trained on (it was fitted before they existed). With β_i = 0
+                # they are π̂_i's own states, the distribution DAgger's guarantee is about. (With β_i > 0 some steps are
+                # the expert's, and the score is optimistic.)
+                score = None
+                if i > 1 and len(states):
+                    score = disagreement(learner_labels, labels, discrete)
+                    if score < best["score"]:
+                        best = {"score": score, "round": i, "state": copy.deepcopy(policy_net.state_dict())}
+                record = {
+                    "round": i, "beta": beta, "new_labels": len(states), "expert_labels": labels_so_far,
+                    # the fraction of steps where the expert acted: ≈ β_i
+                    "expert_action_fraction": float(np.mean(from_expert)),
+                    # π̂_i on the states of round i, before any training on them (None for the untrained π̂_1)
+                    "disagreement": score,
+                    # the environment's return of π_i (π̂_i's own when β_i = 0); logged, never used to learn or choose
+                    "rollout_return": float(np.mean(episode_returns)),
+                }
+                writer.add_scalar("charts/beta", beta, labels_so_far)
+                writer.add_scalar("charts/expert_action_fraction", record["expert_action_fraction"], labels_so_far)
+                writer.add_scalar("charts/round_return", record["rollout_return"], labels_so_far)
+                if score is not None:
+                    # Disagreement on the learner's own states: what DAgger drives down. If it stays high while the
+                    # training loss is low, the learner cannot represent the expert on the states it reaches.
+                    writer.add_scalar("losses/disagreement", score, labels_so_far)
+                print(f"round {i:>3}  β {beta:.3f}  labels {labels_so_far:>8,}  return of π_{i} {record['rollout_return']:9.1f}  "
+                      f"disagreement of π̂_{i} {'      -' if score is None else f'{score:.5f}'}", flush=True)
+                if i == args.rounds + 1:
+                    rounds.append(record)
+                    break  # the validation roll-out of π̂_{N+1}: its labels are not trained on
+
+                # [S2] D_i = {(s, π*(s))}; aggregate D ← D ∪ D_i.
+                d_obs.append(states)
+                d_act.append(labels)
+                if i == 1 and args.norm_obs:
+                    # The input normalisation of the network, from round 1's states; fixed from here on (a network whose
+                    # inputs were rescaled between rounds would have to relearn).
+                    obs_rms = RunningMeanStd((obs_dim,))
+                    obs_rms.update(states.astype(np.float64))
+                    # GOTCHA: as in bc.py, a floor on σ: the expert keeps some variables nearly constant, and dividing by
+                    # their tiny σ would magnify the learner's deviations a thousandfold.
+                    obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
+                D_obs = torch.as_tensor(normalize_obs(np.concatenate(d_obs), obs_rms, args.clip_obs), device=device)
+                D_act = torch.as_tensor(np.concatenate(d_act), device=device)
+                if len(D_obs) == 0:
+                    raise UserError(f"--subsample {args.subsample} kept no state of round 1's episodes; use a smaller one")
+
+                # [S3] Train π̂_{i+1} on D: train_steps Adam steps on minibatches drawn uniformly from all of D.
+                for _ in range(args.train_steps):
+                    idx = torch.randint(len(D_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
+                    out, raw_log_std = policy_net(D_obs[idx])
+                    if discrete:
+                        loss = categorical_nll(out, D_act[idx])
+                    elif gaussian:
+                        loss = gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), D_act[idx])
+                    else:
+                        loss = mse_loss(out, D_act[idx])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                # [S4] log: the dataset grows by the states of round i.
+                record.update(dataset_size=len(D_obs), train_loss=loss.item())
+                rounds.append(record)
+                writer.add_scalar("charts/dataset_size", len(D_obs), i)
+                writer.add_scalar("losses/train_loss", loss.item(), labels_so_far)
+
+                # Safe point, after round i (between episodes: the env has just been reset).
+                check_finite(run_dir, global_step, **{"the training loss": loss, "the policy": policy_net})
+                if stop.received or checkpoint_due(i - 1, i, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "dagger.py", "round": i, "global_step": global_step,
+                        "train_time": time.time() - start_time, "policy_net": policy_net.state_dict(),
+                        "optimizer": optimizer.state_dict(), "batch_gen": batch_gen.get_state(),
+                        "obs_rms": None if obs_rms is None else vars(obs_rms), "mix_rng": mix_rng,
+                        "d_obs": d_obs, "d_act": d_act, "rounds": rounds, "best": best, "labels_so_far": labels_so_far,
+                        "train_returns": train_returns, "env": env_state(env), "raw_obs": raw_obs})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("dagger.py", stop.received, global_step, run_dir))
 
         if best["state"] is not None:  # (None only if every validation round kept no state)
             policy_net.load_state_dict(best["state"])  # the best π̂_i on validation
@@ -635,26 +684,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 # >>> shared: run_episodes
 def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
@@ -734,6 +926,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     policy = DeterministicPolicy(policy_net.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
@@ -776,3 +969,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"dagger.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("dagger.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -61,7 +61,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -107,6 +109,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (the shipped demos start from 20000 + i)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by gail.py and evaluate it"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
     eval_at_steps: tuple[int, ...] = ()
     """also evaluate the deterministic policy (eval_episodes episodes) when training passes each of these step counts,
     e.g. --eval-at-steps 1000000 for the benchmark's 1M column of a 2M run; recorded in summary.json as eval_history"""
@@ -224,6 +230,10 @@ def check_args(args: Args) -> None:
          f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
         (args.disc_minibatches >= 1 and batch_size % args.disc_minibatches == 0,
          f"--disc-minibatches ({args.disc_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
+        (not args.norm_adv or batch_size // max(args.num_minibatches, 1) >= 2,
+         "--norm-adv needs minibatches of at least 2 samples (num_envs × num_steps / num_minibatches); "
+         "use fewer --num-minibatches or --no-norm-adv"),
         (args.checkpoint is not None or args.total_timesteps >= batch_size,
          f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
         (args.update_epochs >= 1 and args.disc_epochs >= 0, "--update-epochs must be at least 1, --disc-epochs >= 0"),
@@ -254,7 +264,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -713,7 +724,10 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
-    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    """Train (or load --checkpoint, or continue --resume), evaluate, save; returns the summary in summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "gail.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -743,24 +757,29 @@ def main(args: Args) -> dict:
     # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
     expert_return = None if demos is None else float(demos["episode_returns"].mean())
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
     disc = Discriminator(obs_dim, act_dim, args.disc_hidden_size).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes the network sizes and clip_obs from the file: args.json records what this run used)
+        agent, disc, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
     train_returns: list = []
     global_step, start_time, extra, eval_history = 0, time.time(), {}, []
 
-    if args.checkpoint is not None:
-        agent, disc, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        # load_checkpoint took the network sizes and clip_obs from the checkpoint: record what this run actually used
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         # The expert's pairs (s, a): the first m episodes, optionally every k-th pair of each.
         lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
         n = int(lengths.sum())
@@ -802,156 +821,194 @@ def main(args: Args) -> dict:
             obs_rms.update(raw_obs)
         obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
 
-        for iteration in range(1, num_iterations + 1):
-            if args.anneal_lr:
-                # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); D keeps its step size,
-                # because it must keep up with a policy that is still moving.
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-            # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
-            actor_np = numpy_weights(agent.actor)
-            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+        start_iteration = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+            set_rng_states(resumed["rng"])
+            agent.load_state_dict(resumed["agent"])
+            disc.load_state_dict(resumed["disc"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            disc_optimizer.load_state_dict(resumed["disc_optimizer"])
+            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+                if rms is not None:
+                    vars(rms).update(saved)
+            noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
+            discounted_return = resumed["discounted_return"]
+            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+            extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
+            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+            envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-            # [S1] collect T steps in each of the N envs with π_θk. The env's reward goes to env_rew_buf, for the
-            # logs only: nothing below learns from it.
-            for t in range(T):
-                global_step += N
-                obs_buf[t], raw_obs_buf[t] = obs, raw_obs
-                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
-                if discrete:
-                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                    env_action = action
-                else:
-                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and D) get it clipped to the bounds
-                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                    env_action = np.clip(action, low, high)
-                act_buf[t] = action
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+            for iteration in range(start_iteration, num_iterations + 1):
+                if args.anneal_lr:
+                    # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); D keeps its step size,
+                    # because it must keep up with a policy that is still moving.
+                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+                # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
+                actor_np = numpy_weights(agent.actor)
+                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
-                raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
-                done = terminated | truncated
-                ep_return += env_reward
-                ep_length += 1
-                env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
+                # [S1] collect T steps in each of the N envs with π_θk. The env's reward goes to env_rew_buf, for the
+                # logs only: nothing below learns from it.
+                for t in range(T):
+                    global_step += N
+                    obs_buf[t], raw_obs_buf[t] = obs, raw_obs
+                    out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                    if discrete:
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                        env_action = action
+                    else:
+                        # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and D) get it clipped to the bounds
+                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                        env_action = np.clip(action, low, high)
+                    act_buf[t] = action
 
-                if obs_rms is not None:
-                    obs_rms.update(raw_obs)
-                obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                for i in np.flatnonzero(done):
-                    # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
-                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                    train_returns.append(float(ep_return[i]))
-                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
-                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                    ep_return[i], ep_length[i] = 0.0, 0
+                    raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                    done = terminated | truncated
+                    ep_return += env_reward
+                    ep_length += 1
+                    env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
 
-            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-            # x_π and x_E, the (s, a) of the policy and of the expert as D sees them, both normalised from the raw
-            # states with one set of statistics (this rollout's last). GOTCHA: not b_obs, which holds each state as
-            # the policy saw it, with the statistics of its own step: early in training those move by several σ
-            # within one rollout, and D would tell the two sets apart by their normalisation alone.
-            policy_obs = torch.from_numpy(normalize_obs(raw_obs_buf.reshape(batch_size, obs_dim), obs_rms,
-                                                        args.clip_obs)).to(device)
-            x_policy = discriminator_input(policy_obs, b_actions, discrete, act_dim, low_t, high_t)  # (B, obs_dim + A)
-            expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
-            x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
+                    if obs_rms is not None:
+                        obs_rms.update(raw_obs)
+                    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                    for i in np.flatnonzero(done):
+                        # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
+                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                        train_returns.append(float(ep_return[i]))
+                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
+                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                        ep_return[i], ep_length[i] = 0.0, 0
 
-            # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
-            # expert pairs drawn at random with replacement (so any number of expert pairs serves any batch size).
-            # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
-            for _ in range(args.disc_epochs):
-                perm = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, disc_minibatch_size):
-                    xp = x_policy[perm[start:start + disc_minibatch_size]]  # (M, ·)
-                    xe = x_expert[torch.randint(n_expert, (len(xp),), device=device)]  # (M, ·)
-                    logits_e, logits_p = disc(xe), disc(xp)
-                    d_loss = discriminator_loss(logits_e, logits_p)
-                    # TRICK (OpenAI baselines' gail/adversary.py): an entropy bonus keeps D from certainty.
-                    entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
-                    loss = d_loss - args.disc_ent_coef * entropy_d
-                    if args.grad_penalty > 0:
-                        # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
-                        gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
-                        loss = loss + args.grad_penalty * gp
-                    disc_optimizer.zero_grad()
-                    loss.backward()
-                    disc_optimizer.step()
+                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+                # x_π and x_E, the (s, a) of the policy and of the expert as D sees them, both normalised from the raw
+                # states with one set of statistics (this rollout's last). GOTCHA: not b_obs, which holds each state as
+                # the policy saw it, with the statistics of its own step: early in training those move by several σ
+                # within one rollout, and D would tell the two sets apart by their normalisation alone.
+                policy_obs = torch.from_numpy(normalize_obs(raw_obs_buf.reshape(batch_size, obs_dim), obs_rms,
+                                                            args.clip_obs)).to(device)
+                x_policy = discriminator_input(policy_obs, b_actions, discrete, act_dim, low_t, high_t)  # (B, obs_dim + A)
+                expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
+                x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
 
-            # [S3] rewards from the updated D (Algorithm 1, step 5), then ppo.py's update on them.
-            with torch.no_grad():
-                logits_p = disc(x_policy)  # (B,)
-                logits_e = disc(x_expert[torch.randint(n_expert, (batch_size,), device=device)])  # (B,), for the logs
-                learned = gail_reward(logits_p, args.reward_form).cpu().numpy().reshape(T, N)  # r_t, (T, N)
-            rewards = learned
-            if args.norm_reward:
-                # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
-                # The scale of D's reward changes as D learns; the critic's targets stay of order 1.
-                returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
-                ret_rms.update(returns_g.reshape(-1))
-                rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-            with torch.no_grad():
-                b_values = agent.value(b_obs)  # (B,)
-                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
-            values_np = b_values.cpu().numpy().reshape(T, N)
-            advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
-                                     term_buf, done_buf, args.gamma, args.gae_lambda)
-            returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
-            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+                # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
+                # expert pairs drawn at random with replacement (so any number of expert pairs serves any batch size).
+                # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
+                for _ in range(args.disc_epochs):
+                    perm = torch.randperm(batch_size, device=device)
+                    for start in range(0, batch_size, disc_minibatch_size):
+                        xp = x_policy[perm[start:start + disc_minibatch_size]]  # (M, ·)
+                        xe = x_expert[torch.randint(n_expert, (len(xp),), device=device)]  # (M, ·)
+                        logits_e, logits_p = disc(xe), disc(xp)
+                        d_loss = discriminator_loss(logits_e, logits_p)
+                        # TRICK (OpenAI baselines' gail/adversary.py): an entropy bonus keeps D from certainty.
+                        entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
+                        loss = d_loss - args.disc_ent_coef * entropy_d
+                        if args.grad_penalty > 0:
+                            # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
+                            gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
+                            loss = loss + args.grad_penalty * gp
+                        disc_optimizer.zero_grad()
+                        loss.backward()
+                        disc_optimizer.step()
 
-            clipfracs = []
-            for epoch in range(args.update_epochs):
-                perm = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, minibatch_size):
-                    mb = perm[start:start + minibatch_size]
-                    pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
-                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                        args.clip_coef, args.clip_vloss, args.norm_adv)
-                    clipfracs.append(clipfrac)
-                    # L = −L^CLIP + c_v·L^V − λ_H·H[π_θ]
-                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
-                    flat_params.grad.zero_()
-                    loss.backward()
-                    # TRICK: global gradient-norm clipping (baselines' ppo2).
-                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                    optimizer.step()
+                # [S3] rewards from the updated D (Algorithm 1, step 5), then ppo.py's update on them.
+                with torch.no_grad():
+                    logits_p = disc(x_policy)  # (B,)
+                    logits_e = disc(x_expert[torch.randint(n_expert, (batch_size,), device=device)])  # (B,), for the logs
+                    learned = gail_reward(logits_p, args.reward_form).cpu().numpy().reshape(T, N)  # r_t, (T, N)
+                rewards = learned
+                if args.norm_reward:
+                    # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
+                    # The scale of D's reward changes as D learns; the critic's targets stay of order 1.
+                    returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
+                    ret_rms.update(returns_g.reshape(-1))
+                    rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+                with torch.no_grad():
+                    b_values = agent.value(b_obs)  # (B,)
+                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                    b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
+                values_np = b_values.cpu().numpy().reshape(T, N)
+                advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
+                                         term_buf, done_buf, args.gamma, args.gae_lambda)
+                returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
+                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
 
-            # [S4] log. D's accuracy: the fraction of expert pairs with D > ½ and of policy pairs with D < ½.
-            # Both near 1.0: D wins and its reward is flat, the policy gets no signal (lower --disc-learning-rate or
-            # --disc-epochs, or add --grad-penalty); both near 0.5 with a poor true return: D learns too little.
-            acc_expert = float((logits_e > 0).float().mean())
-            acc_policy = float((logits_p < 0).float().mean())
-            sps = int(global_step / (time.time() - start_time))
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("losses/disc_loss", d_loss.item() if args.disc_epochs else float("nan"), global_step)
-            writer.add_scalar("losses/disc_accuracy_expert", acc_expert, global_step)
-            writer.add_scalar("losses/disc_accuracy_policy", acc_policy, global_step)
-            writer.add_scalar("losses/learned_reward", float(learned.mean()), global_step)  # before scaling
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-            if not discrete:
-                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-            for target in args.eval_at_steps:
-                if global_step - batch_size < target <= global_step and args.eval_episodes:
-                    # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
-                    returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
-                    eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
-                                         "eval_return_std": float(returns_now.std()),
-                                         "expert_fraction": expert_fraction(returns_now, expert_return)})
-                    writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
-                    print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
-            recent = train_returns[-100:]
-            print(f"step {global_step:>9,}  true return(last {len(recent)}) "
-                  f"{np.mean(recent) if recent else float('nan'):9.1f}  D acc expert {acc_expert:.2f} policy "
-                  f"{acc_policy:.2f}  learned r {float(learned.mean()):6.3f}  SPS {sps:,}", flush=True)
+                clipfracs = []
+                for epoch in range(args.update_epochs):
+                    perm = torch.randperm(batch_size, device=device)
+                    for start in range(0, batch_size, minibatch_size):
+                        mb = perm[start:start + minibatch_size]
+                        pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
+                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                            args.clip_coef, args.clip_vloss, args.norm_adv)
+                        clipfracs.append(clipfrac)
+                        # L = −L^CLIP + c_v·L^V − λ_H·H[π_θ]
+                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                        flat_params.grad.zero_()
+                        loss.backward()
+                        # TRICK: global gradient-norm clipping (baselines' ppo2).
+                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                        optimizer.step()
+
+                # [S4] log. D's accuracy: the fraction of expert pairs with D > ½ and of policy pairs with D < ½.
+                # Both near 1.0: D wins and its reward is flat, the policy gets no signal (lower --disc-learning-rate or
+                # --disc-epochs, or add --grad-penalty); both near 0.5 with a poor true return: D learns too little.
+                acc_expert = float((logits_e > 0).float().mean())
+                acc_policy = float((logits_p < 0).float().mean())
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("losses/disc_loss", d_loss.item() if args.disc_epochs else float("nan"), global_step)
+                writer.add_scalar("losses/disc_accuracy_expert", acc_expert, global_step)
+                writer.add_scalar("losses/disc_accuracy_policy", acc_policy, global_step)
+                writer.add_scalar("losses/learned_reward", float(learned.mean()), global_step)  # before scaling
+                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+                writer.add_scalar("losses/entropy", entropy.item(), global_step)
+                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+                if not discrete:
+                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+                for target in args.eval_at_steps:
+                    if global_step - batch_size < target <= global_step and args.eval_episodes:
+                        # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
+                        returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
+                        eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
+                                             "eval_return_std": float(returns_now.std()),
+                                             "expert_fraction": expert_fraction(returns_now, expert_return)})
+                        writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
+                        print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
+                recent = train_returns[-100:]
+                print(f"step {global_step:>9,}  true return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  D acc expert {acc_expert:.2f} policy "
+                      f"{acc_policy:.2f}  learned r {float(learned.mean()):6.3f}  SPS {sps:,}", flush=True)
+                extra = {"disc_accuracy_expert": acc_expert, "disc_accuracy_policy": acc_policy, "expert_pairs": n_expert,
+                         "eval_history": eval_history}
+
+                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                      "the policy parameters": flat_params, "the discriminator": disc,
+                                                      "the learned rewards": learned},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "gail.py", "iteration": iteration, "global_step": global_step,
+                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                        "disc": disc.state_dict(), "optimizer": optimizer.state_dict(),
+                        "disc_optimizer": disc_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                        "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
+                        "train_returns": train_returns, "extra": extra,
+                        "envs": [env_state(env) for env in envs.envs]})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("gail.py", stop.received, global_step, run_dir))
         envs.close()
-        extra = {"disc_accuracy_expert": acc_expert, "disc_accuracy_policy": acc_policy, "expert_pairs": n_expert,
-                 "eval_history": eval_history}
 
     train_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "reward_form": args.reward_form} | extra
@@ -973,26 +1030,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 
 # >>> shared: run_episodes
@@ -1093,6 +1293,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: 
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     eval_returns = evaluate(agent, obs_rms, args, discrete, low, high, video_dir)
     if len(eval_returns):
@@ -1124,3 +1325,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"gail.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("gail.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -76,7 +76,9 @@ import importlib.util
 import json
 import math
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -124,6 +126,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (the shipped demos start from 20000 + i)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by gcl.py and evaluate it"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
     eval_at_steps: tuple[int, ...] = ()
     """also evaluate the deterministic policy (eval_episodes episodes) when training passes each of these step counts,
     e.g. --eval-at-steps 1000000 for the benchmark's 1M column of a 2M run; recorded in summary.json as eval_history"""
@@ -244,6 +250,10 @@ def check_args(args: Args) -> None:
         (args.num_steps >= 1, "--num-steps must be at least 1"),
         (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
          f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
+        (not args.norm_adv or batch_size // max(args.num_minibatches, 1) >= 2,
+         "--norm-adv needs minibatches of at least 2 samples (num_envs × num_steps / num_minibatches); "
+         "use fewer --num-minibatches or --no-norm-adv"),
         (args.checkpoint is not None or args.total_timesteps >= batch_size,
          f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
         (1 <= args.segment_length <= args.num_steps,
@@ -279,7 +289,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -791,7 +802,10 @@ def fit_demo_density(demo_obs: torch.Tensor, demo_actions: torch.Tensor, discret
 
 
 def main(args: Args) -> dict:
-    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    """Train (or load --checkpoint, or continue --resume), evaluate, save; returns the summary in summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "gcl.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -820,24 +834,29 @@ def main(args: Args) -> dict:
     # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
     expert_return = None if demos is None else float(demos["episode_returns"].mean())
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
     reward_net = RewardNet(obs_dim, act_dim, args.reward_hidden_size).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes the network sizes and clip_obs from the file: args.json records what this run used)
+        agent, reward_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
     train_returns: list = []
     global_step, start_time, extra, eval_history = 0, time.time(), {}, []
 
-    if args.checkpoint is not None:
-        agent, reward_net, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        # load_checkpoint took the network sizes and clip_obs from the checkpoint: record what this run actually used
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         L = args.segment_length
         # The expert's pairs (s, a) of the first m episodes, cut into segments of L steps from each episode's start.
         lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
@@ -895,194 +914,233 @@ def main(args: Args) -> dict:
                 return raw
             return torch.clamp((raw - mean) / torch.sqrt(var + 1e-8), -args.clip_obs, args.clip_obs)
 
-        for iteration in range(1, num_iterations + 1):
-            if args.anneal_lr:
-                # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); r_θ keeps its step size.
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-            # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
-            actor_np = numpy_weights(agent.actor)
-            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
-            # the normaliser's statistics at this rollout's start: stored with π_k to score it later, and r_θ's input
-            stats = (None, None) if obs_rms is None else tuple(
-                torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs_rms.mean, obs_rms.var))
+        start_iteration = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+            set_rng_states(resumed["rng"])
+            agent.load_state_dict(resumed["agent"])
+            reward_net.load_state_dict(resumed["reward_net"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            reward_optimizer.load_state_dict(resumed["reward_optimizer"])
+            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+                if rms is not None:
+                    vars(rms).update(saved)
+            noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
+            discounted_return = resumed["discounted_return"]
+            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+            extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
+            background.extend(resumed["background"])
+            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+            envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-            # [S1] collect T steps in each of the N envs with π_k. The env's reward goes to env_rew_buf, for the logs
-            # only: nothing below learns from it.
-            for t in range(T):
-                global_step += N
-                obs_buf[t], raw_obs_buf[t], time_buf[t] = obs, raw_obs, ep_length
-                out = numpy_mlp(actor_np, obs)  # logits or μ(s_t), (N, A)
-                if discrete:
-                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                    env_action = action
-                else:
-                    # a_t = μ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and r_θ) get it clipped to the bounds
-                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                    env_action = np.clip(action, low, high)
-                act_buf[t] = action
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+            for iteration in range(start_iteration, num_iterations + 1):
+                if args.anneal_lr:
+                    # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); r_θ keeps its step size.
+                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+                # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
+                actor_np = numpy_weights(agent.actor)
+                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+                # the normaliser's statistics at this rollout's start: stored with π_k to score it later, and r_θ's input
+                stats = (None, None) if obs_rms is None else tuple(
+                    torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs_rms.mean, obs_rms.var))
 
-                raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
-                done = terminated | truncated
-                ep_return += env_reward
-                ep_length += 1
-                env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
+                # [S1] collect T steps in each of the N envs with π_k. The env's reward goes to env_rew_buf, for the logs
+                # only: nothing below learns from it.
+                for t in range(T):
+                    global_step += N
+                    obs_buf[t], raw_obs_buf[t], time_buf[t] = obs, raw_obs, ep_length
+                    out = numpy_mlp(actor_np, obs)  # logits or μ(s_t), (N, A)
+                    if discrete:
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                        env_action = action
+                    else:
+                        # a_t = μ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and r_θ) get it clipped to the bounds
+                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                        env_action = np.clip(action, low, high)
+                    act_buf[t] = action
 
-                if obs_rms is not None:
-                    obs_rms.update(raw_obs)
-                obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                for i in np.flatnonzero(done):
-                    # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
-                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                    train_returns.append(float(ep_return[i]))
-                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
-                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                    ep_return[i], ep_length[i] = 0.0, 0
+                    raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                    done = terminated | truncated
+                    ep_return += env_reward
+                    ep_length += 1
+                    env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
 
-            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-            b_raw_obs = torch.from_numpy(raw_obs_buf.reshape(batch_size, obs_dim)).to(device)
-            # GOTCHA: copies. torch.from_numpy shares memory with the rollout buffers, and .to(device) is a no-op on a
-            # CPU, so without .clone() every stored batch would silently become the next rollout's states and actions.
-            background.append({
-                "actor": numpy_weights(agent.actor), "log_std": agent.log_std.detach().clone(), "stats": stats,
-                "raw_obs": b_raw_obs.clone(), "actions": b_actions.clone(),
-                "segments": torch.from_numpy(rollout_segments(time_buf, L)).to(device),  # (S_k, L)
-                "windows": torch.from_numpy(rollout_segments(time_buf, 3)).to(device)})  # (W_k, 3)
+                    if obs_rms is not None:
+                        obs_rms.update(raw_obs)
+                    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                    for i in np.flatnonzero(done):
+                        # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
+                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                        train_returns.append(float(ep_return[i]))
+                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
+                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                        ep_return[i], ep_length[i] = 0.0, 0
 
-            # [S2] update θ (Algorithm 2). First log q(τ_j) of every background segment under the mixture of the K
-            # stored policies, log (1/K) Σ_κ Π_t π_κ(a_t|s_t), with each policy reading the states as it normalised
-            # them. GOTCHA: within a rollout the statistics move a little at every step; a policy is scored with those
-            # of its rollout's start, so its own log-probabilities are off by that drift early in training.
-            with torch.no_grad():
-                def log_q_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-                    """(M·L rows of raw obs and actions, their (S, L) segments) -> log q_κ per segment, (K, S)."""
-                    per_policy = []
-                    for p in background:
-                        x = normalized(raw, *p["stats"]).cpu().numpy()
-                        out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
-                        logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
-                        per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
-                    return torch.stack(per_policy)  # (K, S)
+                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+                b_raw_obs = torch.from_numpy(raw_obs_buf.reshape(batch_size, obs_dim)).to(device)
+                # GOTCHA: copies. torch.from_numpy shares memory with the rollout buffers, and .to(device) is a no-op on a
+                # CPU, so without .clone() every stored batch would silently become the next rollout's states and actions.
+                background.append({
+                    "actor": numpy_weights(agent.actor), "log_std": agent.log_std.detach().clone(), "stats": stats,
+                    "raw_obs": b_raw_obs.clone(), "actions": b_actions.clone(),
+                    "segments": torch.from_numpy(rollout_segments(time_buf, L)).to(device),  # (S_k, L)
+                    "windows": torch.from_numpy(rollout_segments(time_buf, 3)).to(device)})  # (W_k, 3)
 
-                def log_p_demo_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor):
-                    """log p̂_demo per segment (S,), the BC fit's; None without --demos-in-background."""
-                    return None if log_demo_density is None else log_demo_density(raw, actions)[segments].sum(-1)
+                # [S2] update θ (Algorithm 2). First log q(τ_j) of every background segment under the mixture of the K
+                # stored policies, log (1/K) Σ_κ Π_t π_κ(a_t|s_t), with each policy reading the states as it normalised
+                # them. GOTCHA: within a rollout the statistics move a little at every step; a policy is scored with those
+                # of its rollout's start, so its own log-probabilities are off by that drift early in training.
+                with torch.no_grad():
+                    def log_q_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+                        """(M·L rows of raw obs and actions, their (S, L) segments) -> log q_κ per segment, (K, S)."""
+                        per_policy = []
+                        for p in background:
+                            x = normalized(raw, *p["stats"]).cpu().numpy()
+                            out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
+                            logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
+                            per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
+                        return torch.stack(per_policy)  # (K, S)
 
-                # log q(τ_j) of every background segment: under the K policies' mixture, or with the demos in the
-                # background under the pooled mixture (K·q + p̂)/(K + 1) (background_log_density)
-                log_q_bg = torch.cat([background_log_density(log_q_of(b["raw_obs"], b["actions"], b["segments"]),
-                                                             log_p_demo_of(b["raw_obs"], b["actions"], b["segments"]))
-                                      for b in background])  # (M_b,)
-                # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
-                # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
-                x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
-                                               high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
-                x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
-                x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
-                if log_demo_density is not None:
-                    # The demos in the background (Algorithm 2), scored under the same pooled density as the policy
-                    # segments: a demo segment the policies find unlikely still has a moderate weight if the BC fit
-                    # finds it likely.
-                    log_q_demo = background_log_density(log_q_of(demo_raw_obs, demo_actions, demo_segments),
-                                                        log_p_demo_of(demo_raw_obs, demo_actions, demo_segments))
-                x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
-            n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
-            for _ in range(args.irl_steps):
-                pick = torch.randint(len(demo_segments), (n_demo_batch,), device=device)
-                # R_θ(τ) = Σ_t r_θ(s_t, a_t) over each segment
-                returns_demo = reward_net(x_demo[demo_segments[pick]]).sum(-1)  # (N_d,)
-                returns_bg = reward_net(x_bg).sum(-1)  # (M_b,)
-                log_q = log_q_bg
-                if log_demo_density is not None:
-                    returns_bg, log_q = torch.cat([returns_bg, returns_demo]), torch.cat([log_q_bg, log_q_demo[pick]])
-                # −L(θ) = −(1/N) Σ_i R_θ(τ_i^demo) + log (1/M) Σ_j exp(R_θ(τ_j) − log q(τ_j))
-                ioc = ioc_loss(returns_demo, returns_bg, log_q)
-                loss = ioc
-                if args.lcr_coef > 0:
-                    # TRICK (Finn et al. 2016, Sec. 4.3, "lcr"): a reward that changes smoothly along trajectories
-                    loss = loss + args.lcr_coef * local_constancy_penalty(reward_net(x_windows))
-                reward_optimizer.zero_grad()
-                loss.backward()
-                reward_optimizer.step()
+                    def log_p_demo_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor):
+                        """log p̂_demo per segment (S,), the BC fit's; None without --demos-in-background."""
+                        return None if log_demo_density is None else log_demo_density(raw, actions)[segments].sum(-1)
 
-            # [S3] rewards r_θ(s_t, a_t) from the updated network, then ppo.py's update on them with an entropy bonus.
-            with torch.no_grad():
-                r_policy = reward_net(x_policy).cpu().numpy().reshape(T, N)  # r_θ(s_t, a_t), (T, N)
-                learned = policy_reward(r_policy, args.reward_shift)  # minus the free constant (policy_reward)
-                log_w = reward_net(x_bg).sum(-1) - log_q_bg  # the weights after the update, for the logs
-                reward_demo = float(reward_net(x_demo).mean())
-            rewards = learned
-            if args.norm_reward:
-                # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
-                # The scale of r_θ changes as it learns; the critic's targets stay of order 1.
-                returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
-                ret_rms.update(returns_g.reshape(-1))
-                rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-            with torch.no_grad():
-                b_values = agent.value(b_obs)  # (B,)
-                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
-            values_np = b_values.cpu().numpy().reshape(T, N)
-            advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
-                                     term_buf, done_buf, args.gamma, args.gae_lambda)
-            returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
-            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
-
-            clipfracs = []
-            for epoch in range(args.update_epochs):
-                perm = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, minibatch_size):
-                    mb = perm[start:start + minibatch_size]
-                    pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
-                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                        args.clip_coef, args.clip_vloss, args.norm_adv)
-                    clipfracs.append(clipfrac)
-                    # L = −L^CLIP + c_v·L^V − λ_H·H[π]: the entropy term makes this max-ent RL on r_θ (notes 001)
-                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
-                    flat_params.grad.zero_()
+                    # log q(τ_j) of every background segment: under the K policies' mixture, or with the demos in the
+                    # background under the pooled mixture (K·q + p̂)/(K + 1) (background_log_density)
+                    log_q_bg = torch.cat([background_log_density(log_q_of(b["raw_obs"], b["actions"], b["segments"]),
+                                                                 log_p_demo_of(b["raw_obs"], b["actions"], b["segments"]))
+                                          for b in background])  # (M_b,)
+                    # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
+                    # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
+                    x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
+                                                   high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
+                    x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
+                    x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
+                    if log_demo_density is not None:
+                        # The demos in the background (Algorithm 2), scored under the same pooled density as the policy
+                        # segments: a demo segment the policies find unlikely still has a moderate weight if the BC fit
+                        # finds it likely.
+                        log_q_demo = background_log_density(log_q_of(demo_raw_obs, demo_actions, demo_segments),
+                                                            log_p_demo_of(demo_raw_obs, demo_actions, demo_segments))
+                    x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
+                n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
+                for _ in range(args.irl_steps):
+                    pick = torch.randint(len(demo_segments), (n_demo_batch,), device=device)
+                    # R_θ(τ) = Σ_t r_θ(s_t, a_t) over each segment
+                    returns_demo = reward_net(x_demo[demo_segments[pick]]).sum(-1)  # (N_d,)
+                    returns_bg = reward_net(x_bg).sum(-1)  # (M_b,)
+                    log_q = log_q_bg
+                    if log_demo_density is not None:
+                        returns_bg, log_q = torch.cat([returns_bg, returns_demo]), torch.cat([log_q_bg, log_q_demo[pick]])
+                    # −L(θ) = −(1/N) Σ_i R_θ(τ_i^demo) + log (1/M) Σ_j exp(R_θ(τ_j) − log q(τ_j))
+                    ioc = ioc_loss(returns_demo, returns_bg, log_q)
+                    loss = ioc
+                    if args.lcr_coef > 0:
+                        # TRICK (Finn et al. 2016, Sec. 4.3, "lcr"): a reward that changes smoothly along trajectories
+                        loss = loss + args.lcr_coef * local_constancy_penalty(reward_net(x_windows))
+                    reward_optimizer.zero_grad()
                     loss.backward()
-                    # TRICK: global gradient-norm clipping (baselines' ppo2).
-                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                    optimizer.step()
+                    reward_optimizer.step()
 
-            # [S4] log. The ESS of the weights over the M_b background segments: near 1, one segment carries log Ẑ and
-            # its gradient (lower --segment-length or --reward-learning-rate); r_θ on the demos well above r_θ on the
-            # policy's pairs: the reward still tells them apart, and the policy has something to learn.
-            ess = effective_sample_size(log_w)
-            reward_policy = float(r_policy.mean())  # before the shift: comparable with reward_demo
-            sps = int(global_step / (time.time() - start_time))
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("losses/ioc_loss", ioc.item() if args.irl_steps else float("nan"), global_step)
-            writer.add_scalar("losses/ess", ess, global_step)
-            writer.add_scalar("losses/ess_fraction", ess / len(log_w), global_step)
-            writer.add_scalar("losses/reward_demo", reward_demo, global_step)  # mean r_θ per step, before scaling
-            writer.add_scalar("losses/reward_policy", reward_policy, global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-            if not discrete:
-                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-            for target in args.eval_at_steps:
-                if global_step - batch_size < target <= global_step and args.eval_episodes:
-                    # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
-                    returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
-                    eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
-                                         "eval_return_std": float(returns_now.std()),
-                                         "expert_fraction": expert_fraction(returns_now, expert_return)})
-                    writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
-                    print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
-            recent = train_returns[-100:]
-            print(f"step {global_step:>9,}  true return(last {len(recent)}) "
-                  f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {ess:7.1f} of {len(log_w):,}  r_θ demo "
-                  f"{reward_demo:7.3f} policy {reward_policy:7.3f}  SPS {sps:,}", flush=True)
+                # [S3] rewards r_θ(s_t, a_t) from the updated network, then ppo.py's update on them with an entropy bonus.
+                with torch.no_grad():
+                    r_policy = reward_net(x_policy).cpu().numpy().reshape(T, N)  # r_θ(s_t, a_t), (T, N)
+                    learned = policy_reward(r_policy, args.reward_shift)  # minus the free constant (policy_reward)
+                    log_w = reward_net(x_bg).sum(-1) - log_q_bg  # the weights after the update, for the logs
+                    reward_demo = float(reward_net(x_demo).mean())
+                rewards = learned
+                if args.norm_reward:
+                    # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
+                    # The scale of r_θ changes as it learns; the critic's targets stay of order 1.
+                    returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
+                    ret_rms.update(returns_g.reshape(-1))
+                    rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+                with torch.no_grad():
+                    b_values = agent.value(b_obs)  # (B,)
+                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                    b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
+                values_np = b_values.cpu().numpy().reshape(T, N)
+                advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
+                                         term_buf, done_buf, args.gamma, args.gae_lambda)
+                returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
+                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+
+                clipfracs = []
+                for epoch in range(args.update_epochs):
+                    perm = torch.randperm(batch_size, device=device)
+                    for start in range(0, batch_size, minibatch_size):
+                        mb = perm[start:start + minibatch_size]
+                        pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
+                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                            args.clip_coef, args.clip_vloss, args.norm_adv)
+                        clipfracs.append(clipfrac)
+                        # L = −L^CLIP + c_v·L^V − λ_H·H[π]: the entropy term makes this max-ent RL on r_θ (notes 001)
+                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                        flat_params.grad.zero_()
+                        loss.backward()
+                        # TRICK: global gradient-norm clipping (baselines' ppo2).
+                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                        optimizer.step()
+
+                # [S4] log. The ESS of the weights over the M_b background segments: near 1, one segment carries log Ẑ and
+                # its gradient (lower --segment-length or --reward-learning-rate); r_θ on the demos well above r_θ on the
+                # policy's pairs: the reward still tells them apart, and the policy has something to learn.
+                ess = effective_sample_size(log_w)
+                reward_policy = float(r_policy.mean())  # before the shift: comparable with reward_demo
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("losses/ioc_loss", ioc.item() if args.irl_steps else float("nan"), global_step)
+                writer.add_scalar("losses/ess", ess, global_step)
+                writer.add_scalar("losses/ess_fraction", ess / len(log_w), global_step)
+                writer.add_scalar("losses/reward_demo", reward_demo, global_step)  # mean r_θ per step, before scaling
+                writer.add_scalar("losses/reward_policy", reward_policy, global_step)
+                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+                writer.add_scalar("losses/entropy", entropy.item(), global_step)
+                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+                if not discrete:
+                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+                for target in args.eval_at_steps:
+                    if global_step - batch_size < target <= global_step and args.eval_episodes:
+                        # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
+                        returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
+                        eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
+                                             "eval_return_std": float(returns_now.std()),
+                                             "expert_fraction": expert_fraction(returns_now, expert_return)})
+                        writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
+                        print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
+                recent = train_returns[-100:]
+                print(f"step {global_step:>9,}  true return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {ess:7.1f} of {len(log_w):,}  r_θ demo "
+                      f"{reward_demo:7.3f} policy {reward_policy:7.3f}  SPS {sps:,}", flush=True)
+                extra = {"ess": ess, "background_segments": len(log_w), "reward_demo": reward_demo,
+                         "reward_policy": reward_policy, "expert_pairs": n_expert, "eval_history": eval_history}
+
+                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                      "the policy parameters": flat_params, "the reward network": reward_net,
+                                                      "the learned rewards": learned},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "gcl.py", "iteration": iteration, "global_step": global_step,
+                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                        "reward_net": reward_net.state_dict(), "optimizer": optimizer.state_dict(),
+                        "reward_optimizer": reward_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                        "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
+                        "train_returns": train_returns, "extra": extra, "background": list(background),
+                        "envs": [env_state(env) for env in envs.envs]})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("gcl.py", stop.received, global_step, run_dir))
         envs.close()
-        extra = {"ess": ess, "background_segments": len(log_w), "reward_demo": reward_demo,
-                 "reward_policy": reward_policy, "expert_pairs": n_expert, "eval_history": eval_history}
 
     train_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "segment_length": args.segment_length, "reward_shift": args.reward_shift} | extra
@@ -1104,26 +1162,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 
 # >>> shared: run_episodes
@@ -1224,6 +1425,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, reward
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     eval_returns = evaluate(agent, obs_rms, args, discrete, low, high, video_dir)
     if len(eval_returns):
@@ -1255,3 +1457,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"gcl.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("gcl.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

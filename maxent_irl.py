@@ -60,7 +60,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -104,6 +106,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i"""
     checkpoint: Optional[str] = None
     """skip learning: load the reward from this model.pt written by maxent_irl.py, plan under it and evaluate"""
+    checkpoint_every: int = 100
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many iterations; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the MDP ---
     grid_size: int = 10
@@ -180,6 +186,8 @@ def check_args(args: Args) -> None:
         (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
         (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -266,7 +274,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -534,6 +543,9 @@ def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, e
 
 def main(args: Args) -> dict:
     """Learn a reward (or load --checkpoint), plan under it, evaluate, save; returns the summary in summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "maxent_irl.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     seed_everything(args.seed, args.torch_deterministic)
@@ -557,12 +569,17 @@ def main(args: Args) -> dict:
     num_states = mdp["num_states"] + 1  # with exit
     real = slice(0, mdp["num_states"])
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start_time = time.time()
 
     # [S1] the expert: optimal for the true R over H states (value iteration), run in the env itself.
@@ -591,50 +608,70 @@ def main(args: Args) -> dict:
 
         optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
         history = []
-        for iteration in range(1, args.iterations + 1):
-            reward = reward_model()  # (S+1,) r_θ(s)
-            # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
-            with torch.no_grad():
-                log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
-                # [S4] forward pass: expected visits under π_t
-                visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
-            # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
-            #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
-            #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
-            # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
-            #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
-            #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
-            surrogate = ((demo_visits - visits) * reward).sum()
-            optimizer.zero_grad()
-            (-surrogate).backward()  # ascent on L
-            optimizer.step()
+        start_iteration = 1
+        if resumed is not None:  # --resume: put back the reward, its optimiser and the diagnostics so far
+            set_rng_states(resumed["rng"])
+            reward_model.load_state_dict(resumed["reward_model"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            history, start_iteration = resumed["history"], resumed["global_step"] + 1
+            start_time = time.time() - resumed["train_time"]
 
-            # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
-            #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
-            #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
-            #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
-            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
-            #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
-            nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
-            gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
-            writer.add_scalar("losses/demo_nll", nll, iteration)
-            writer.add_scalar("losses/feature_gap", gap, iteration)
-            if iteration % args.log_every == 0 or iteration == args.iterations:
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+            for iteration in range(start_iteration, args.iterations + 1):
+                reward = reward_model()  # (S+1,) r_θ(s)
+                # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
                 with torch.no_grad():
-                    reward = reward_model()
-                    plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
-                    evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
-                    corr = reward_correlation(reward[real], true_reward[real])
-                writer.add_scalar("losses/evd", evd, iteration)
-                writer.add_scalar("losses/evd_hard", evd_hard, iteration)
-                writer.add_scalar("losses/reward_corr", corr, iteration)
-                if grid:
-                    writer.add_image("reward/learned_vs_true", reward_picture(reward[real].cpu().numpy(),
-                                     true_reward[real].cpu().numpy(), nrow, ncol, scale), iteration)
-                history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
-                                "reward_corr": corr})
-                print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
-                      f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
+                    log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
+                    # [S4] forward pass: expected visits under π_t
+                    visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
+                # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
+                #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
+                #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
+                # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
+                #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
+                #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
+                surrogate = ((demo_visits - visits) * reward).sum()
+                optimizer.zero_grad()
+                (-surrogate).backward()  # ascent on L
+                optimizer.step()
+
+                # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
+                #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
+                #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
+                #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
+                #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
+                #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
+                nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
+                gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
+                writer.add_scalar("losses/demo_nll", nll, iteration)
+                writer.add_scalar("losses/feature_gap", gap, iteration)
+                if iteration % args.log_every == 0 or iteration == args.iterations:
+                    with torch.no_grad():
+                        reward = reward_model()
+                        plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
+                        evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
+                        corr = reward_correlation(reward[real], true_reward[real])
+                    writer.add_scalar("losses/evd", evd, iteration)
+                    writer.add_scalar("losses/evd_hard", evd_hard, iteration)
+                    writer.add_scalar("losses/reward_corr", corr, iteration)
+                    if grid:
+                        writer.add_image("reward/learned_vs_true", reward_picture(reward[real].cpu().numpy(),
+                                         true_reward[real].cpu().numpy(), nrow, ncol, scale), iteration)
+                    history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
+                                    "reward_corr": corr})
+                    print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
+                          f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
+
+                # Safe point, after iteration `iteration` (the demos are drawn again from --seed on --resume).
+                check_finite(run_dir, iteration, **{"the reward": reward_model, "the demos' log-likelihood": nll})
+                if stop.received or checkpoint_due(iteration - 1, iteration, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "maxent_irl.py", "global_step": iteration, "train_time": time.time() - start_time,
+                        "reward_model": reward_model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "history": history})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("maxent_irl.py", stop.received, iteration, run_dir))
         learn_time = time.time() - start_time
         extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
                  "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history}
@@ -657,26 +694,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
@@ -716,6 +896,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
             "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
             "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
     eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
@@ -755,3 +936,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"maxent_irl.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("maxent_irl.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -72,7 +72,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -122,6 +124,10 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i"""
     checkpoint: Optional[str] = None
     """skip data collection: load this model.pt written by mppi.py and evaluate the planner it holds"""
+    checkpoint_every: int = 200
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps (--model learned; the true model has nothing to train); 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- MPPI (None: the env's setting in PRESETS below) ---
     num_samples: Optional[int] = None
@@ -241,6 +247,8 @@ def check_args(args: Args) -> None:
          f"--no-terminal-value is for InvertedPendulum with --model true (the only env given a terminal value), "
          f"not {args.env} with --model {args.model}"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -254,7 +262,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -631,6 +640,9 @@ def mppi_plan(plan: np.ndarray, returns_fn, rng: np.random.Generator, sigma: np.
 
 def main(args: Args) -> dict:
     """Plan (and with --model learned, collect data and fit the model first), evaluate, save; returns the summary."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "mppi.py")
     fill_presets(args)
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before anything runs
@@ -657,12 +669,17 @@ def main(args: Args) -> dict:
     sigma = args.noise_std * (high - low) / 2  # σ per action dimension, (A,)
     spline, shift = interpolation_matrices(args.horizon, args.knots)  # (H, n), (n, n); n = H with --knots 0
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     rng = np.random.default_rng(args.seed)  # the planner's noise
     start_time, global_step, train_returns, extra = time.time(), 0, [], {}
     ensemble, stats = None, None
@@ -684,33 +701,65 @@ def main(args: Args) -> dict:
             data["holdout"][0] = False  # (so that the first fit has a transition to train on)
             obs, _ = env.reset(seed=args.seed)
             plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
-            for global_step in range(1, args.total_timesteps + 1):
-                if global_step <= args.random_steps:
-                    action = rng.uniform(low, high)  # the model knows nothing yet
-                else:
-                    returns_fn = learned_model(ensemble, stats, obs, args, low, high, model_rng, device)
-                    plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples,
-                                              args.iterations, args.temperature, spline)
-                    action = plan[0]  # u_0 = P_0 (τ_0 = 0)
-                    plan = shift @ plan  # [S4] warm start
-                next_obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
-                i = global_step - 1
-                data["obs"][i], data["act"][i], data["rew"][i], data["next_obs"][i] = obs, action, reward, next_obs
-                obs, ep_return, ep_length = next_obs, ep_return + float(reward), ep_length + 1
-                if terminated or truncated:
-                    train_returns.append(ep_return)
-                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                    print(f"step {global_step:>7,}  episode return {ep_return:9.1f}", flush=True)
-                    obs, _ = env.reset()
-                    plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
-                # [S1] refit p̂ on every transition so far: after the random steps, then every --refit-every steps
-                if global_step >= args.random_steps and (global_step - args.random_steps) % args.refit_every == 0:
-                    n = global_step
-                    stats, holdout_mse = fit_model(ensemble, optimizer, {k: v[:n] for k, v in data.items()}, args,
-                                                   low, high, model_rng, device)
-                    writer.add_scalar("losses/model_holdout_mse", holdout_mse, global_step)
-                    extra["model_holdout_mse"] = holdout_mse
+            start_step = 1
+            if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
+                set_rng_states(resumed["rng"])
+                ensemble.load_state_dict(resumed["ensemble"])
+                optimizer.load_state_dict(resumed["optimizer"])
+                model_rng.set_state(resumed["model_rng"])
+                global_step, stats, extra = resumed["global_step"], resumed["stats"], resumed["extra"]
+                for key, saved in resumed["data"].items():
+                    data[key][:global_step] = saved
+                rng, obs, plan = resumed["planner_rng"], resumed["obs"], resumed["plan"]
+                ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
+                env.close()
+                env, start_step = set_env_state(resumed["env"]), global_step + 1
+                start_time = time.time() - resumed["train_time"]
+
+            with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
+                for global_step in range(start_step, args.total_timesteps + 1):
+                    if global_step <= args.random_steps:
+                        action = rng.uniform(low, high)  # the model knows nothing yet
+                    else:
+                        returns_fn = learned_model(ensemble, stats, obs, args, low, high, model_rng, device)
+                        plan, weights = mppi_plan(plan, returns_fn, rng, sigma, low, high, args.num_samples,
+                                                  args.iterations, args.temperature, spline)
+                        action = plan[0]  # u_0 = P_0 (τ_0 = 0)
+                        plan = shift @ plan  # [S4] warm start
+                    next_obs, reward, terminated, truncated, _ = env.step(action.astype(np.float32))
+                    i = global_step - 1
+                    data["obs"][i], data["act"][i], data["rew"][i], data["next_obs"][i] = obs, action, reward, next_obs
+                    obs, ep_return, ep_length = next_obs, ep_return + float(reward), ep_length + 1
+                    if terminated or truncated:
+                        train_returns.append(ep_return)
+                        writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                        writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                        print(f"step {global_step:>7,}  episode return {ep_return:9.1f}", flush=True)
+                        obs, _ = env.reset()
+                        plan, ep_return, ep_length = np.zeros((len(shift), act_dim)), 0.0, 0
+                    # [S1] refit p̂ on every transition so far: after the random steps, then every --refit-every steps
+                    if global_step >= args.random_steps and (global_step - args.random_steps) % args.refit_every == 0:
+                        n = global_step
+                        stats, holdout_mse = fit_model(ensemble, optimizer, {k: v[:n] for k, v in data.items()}, args,
+                                                       low, high, model_rng, device)
+                        writer.add_scalar("losses/model_holdout_mse", holdout_mse, global_step)
+                        check_finite(run_dir, global_step, **{"the model": ensemble})
+                        extra["model_holdout_mse"] = holdout_mse
+
+                    # Safe point, after step `global_step`.
+                    if stop.received or checkpoint_due(global_step - 1, global_step, args.checkpoint_every):
+                        check_finite(run_dir, global_step, **{"the model": ensemble},
+                                     **({} if stats is None else {"the model's statistics": stats["y_std"]}))
+                        save_training_state(run_dir, {
+                            "script": "mppi.py", "global_step": global_step, "train_time": time.time() - start_time,
+                            "ensemble": ensemble.state_dict(), "optimizer": optimizer.state_dict(),
+                            "model_rng": model_rng.get_state(), "stats": stats, "extra": extra,
+                            "data": {k: v[:global_step] for k, v in data.items()}, "planner_rng": rng, "obs": obs,
+                            "plan": plan, "ep_return": ep_return, "ep_length": ep_length,
+                            "train_returns": train_returns, "env": env_state(env)})
+                    if stop.received:
+                        writer.close()
+                        raise Interrupted(stop_line("mppi.py", stop.received, global_step, run_dir))
             extra["transitions"] = args.total_timesteps
 
     # model.pt before the evaluation: a failure there (a missing video codec, an env error) must not lose the model
@@ -720,6 +769,7 @@ def main(args: Args) -> dict:
             "ensemble": None if ensemble is None else {k: v.detach().cpu().clone() for k, v in ensemble.state_dict().items()},
             "stats": None if stats is None else {k: v.detach().cpu().clone() for k, v in stats.items()},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
 
     # The evaluation: eval_episodes episodes, each action planned by MPPI on the model from the true current state.
     eval_returns, plan_times, ess_values = [], [], []
@@ -844,26 +894,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 
 PLANNER_KEYS = ("model", "num_samples", "horizon", "temperature", "noise_std", "knots", "iterations",
@@ -920,3 +1113,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"mppi.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("mppi.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -45,7 +45,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -99,6 +101,10 @@ class Args:
     """episodes of demonstrations written to demos.npz"""
     expert_seed: int = 20_000
     """demonstration episode i is reset with seed expert_seed + i"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps; 0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- PPO (defaults: CleanRL ppo_continuous_action.py = OpenAI baselines' MuJoCo settings) ---
     objective: Literal["clip", "kl"] = "clip"
@@ -197,6 +203,10 @@ def check_args(args: Args) -> None:
         (args.num_steps >= 1, "--num-steps must be at least 1"),
         (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
          f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
+        (not args.norm_adv or batch_size // max(args.num_minibatches, 1) >= 2,
+         "--norm-adv needs minibatches of at least 2 samples (num_envs × num_steps / num_minibatches); "
+         "use fewer --num-minibatches or --no-norm-adv"),
         (args.checkpoint is not None or args.total_timesteps >= batch_size,
          f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
         (args.update_epochs >= 1, "--update-epochs must be at least 1"),
@@ -226,7 +236,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -562,7 +573,10 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
 
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
-    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    """Train (or load --checkpoint, or continue --resume), evaluate, save; returns the summary in summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "ppo.py")
     check_args(args)
     # Create the output folders first, so that a bad path fails now and not after an hour of training.
     for folder in filter(None, (args.runs_dir, args.save_expert)):
@@ -579,23 +593,27 @@ def main(args: Args) -> dict:
     low, high = (None, None) if discrete else (probe.action_space.low, probe.action_space.high)
     probe.close()
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        # (with --checkpoint, hidden_size and clip_obs are the checkpoint's: args.json records what this run used)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     train_returns: list = []
     global_step, start_time = 0, time.time()
 
-    if args.checkpoint is not None:
-        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        # load_checkpoint took hidden_size and clip_obs from the checkpoint: record what this run actually used
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
         flat_params = flatten_parameters(agent)
         optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
@@ -626,120 +644,151 @@ def main(args: Args) -> dict:
         if obs_rms is not None:
             obs_rms.update(raw_obs)
         obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+        start_iteration = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+            set_rng_states(resumed["rng"])
+            agent.load_state_dict(resumed["agent"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+                if rms is not None:
+                    vars(rms).update(saved)
+            noise_rng, kl_beta, obs = resumed["noise_rng"], resumed["kl_beta"], resumed["obs"]
+            discounted_return = resumed["discounted_return"]
+            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+            envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-        for iteration in range(1, num_iterations + 1):
-            if args.anneal_lr:
-                # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-            # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
-            # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
-            # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
-            actor_np = numpy_weights(agent.actor)
-            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+            for iteration in range(start_iteration, num_iterations + 1):
+                if args.anneal_lr:
+                    # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
+                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+                # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
+                # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
+                # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
+                actor_np = numpy_weights(agent.actor)
+                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
-            # [S1] collect T steps in each of the N envs with π_θk.
-            for t in range(T):
-                global_step += N
-                obs_buf[t] = obs
-                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
-                if discrete:
-                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                    env_action = action
-                else:
-                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
-                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                    # GOTCHA: the env gets the action clipped to its bounds, but the batch keeps the sampled one,
-                    # because log π_θ must be of the action the Gaussian actually drew.
-                    env_action = np.clip(action, low, high)
-                act_buf[t] = action
+                # [S1] collect T steps in each of the N envs with π_θk.
+                for t in range(T):
+                    global_step += N
+                    obs_buf[t] = obs
+                    out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                    if discrete:
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                        env_action = action
+                    else:
+                        # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
+                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                        # GOTCHA: the env gets the action clipped to its bounds, but the batch keeps the sampled one,
+                        # because log π_θ must be of the action the Gaussian actually drew.
+                        env_action = np.clip(action, low, high)
+                    act_buf[t] = action
 
-                raw_next_obs, reward, terminated, truncated, infos = envs.step(env_action)
-                done = terminated | truncated
+                    raw_next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                    done = terminated | truncated
 
-                ep_return += reward
-                ep_length += 1
-                if args.norm_reward:
-                    discounted_return = args.gamma * discounted_return + reward
-                    ret_rms.update(discounted_return)
-                    reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-                rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
+                    ep_return += reward
+                    ep_length += 1
+                    if args.norm_reward:
+                        discounted_return = args.gamma * discounted_return + reward
+                        ret_rms.update(discounted_return)
+                        reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+                    rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
 
-                if obs_rms is not None:
-                    obs_rms.update(raw_next_obs)
-                obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
-                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                for i in np.flatnonzero(done):
-                    # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
-                    # of the next episode and put the last one of this episode in infos["final_obs"].
-                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                    train_returns.append(float(ep_return[i]))
-                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
-                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                    ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
+                    if obs_rms is not None:
+                        obs_rms.update(raw_next_obs)
+                    obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
+                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                    for i in np.flatnonzero(done):
+                        # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
+                        # of the next episode and put the last one of this episode in infos["final_obs"].
+                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                        train_returns.append(float(ep_return[i]))
+                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
+                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                        ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
 
-            # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
-            # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
-            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-            with torch.no_grad():
-                b_values = agent.value(b_obs)  # (B,)
-                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                b_out_old = agent.actor(b_obs)  # logits or μ of π_θk, (B, A): for the KL objective and diagnostics
-                b_logp_old = agent.log_prob(b_out_old, b_actions)  # (B,)
-            log_std_old = agent.log_std.detach().clone()
-            values_np = b_values.cpu().numpy().reshape(T, N)
-            advantages = compute_gae(rew_buf, values_np, next_values.cpu().numpy().reshape(T, N),
-                                     term_buf, done_buf, args.gamma, args.gae_lambda)
-            returns = advantages + values_np  # R̂_t = Â_t + V(s_t), the critic's regression target
-            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+                # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
+                # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
+                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+                with torch.no_grad():
+                    b_values = agent.value(b_obs)  # (B,)
+                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                    b_out_old = agent.actor(b_obs)  # logits or μ of π_θk, (B, A): for the KL objective and diagnostics
+                    b_logp_old = agent.log_prob(b_out_old, b_actions)  # (B,)
+                log_std_old = agent.log_std.detach().clone()
+                values_np = b_values.cpu().numpy().reshape(T, N)
+                advantages = compute_gae(rew_buf, values_np, next_values.cpu().numpy().reshape(T, N),
+                                         term_buf, done_buf, args.gamma, args.gae_lambda)
+                returns = advantages + values_np  # R̂_t = Â_t + V(s_t), the critic's regression target
+                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
 
-            # [S3] E epochs of minibatch updates of θ (actor) and φ (critic), on minibatches of the batch B.
-            clipfracs, approx_kl = [], torch.zeros((), device=device)
-            beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
-            for epoch in range(args.update_epochs):
-                perm = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, minibatch_size):
-                    mb = perm[start:start + minibatch_size]
-                    pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
-                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                        b_out_old[mb], log_std_old, beta, args.objective,
-                        args.clip_coef, args.clip_vloss, args.norm_adv)
-                    clipfracs.append(clipfrac)
-                    # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
-                    # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
-                    # error weighs 0.25 (as in CleanRL and baselines' ppo2, whose vf_coef 0.5 multiplies a ½-loss too)
-                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                # [S3] E epochs of minibatch updates of θ (actor) and φ (critic), on minibatches of the batch B.
+                clipfracs, approx_kl = [], torch.zeros((), device=device)
+                beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
+                for epoch in range(args.update_epochs):
+                    perm = torch.randperm(batch_size, device=device)
+                    for start in range(0, batch_size, minibatch_size):
+                        mb = perm[start:start + minibatch_size]
+                        pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
+                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                            b_out_old[mb], log_std_old, beta, args.objective,
+                            args.clip_coef, args.clip_vloss, args.norm_adv)
+                        clipfracs.append(clipfrac)
+                        # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
+                        # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
+                        # error weighs 0.25 (as in CleanRL and baselines' ppo2, whose vf_coef 0.5 multiplies a ½-loss too)
+                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
 
-                    flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
-                    loss.backward()
-                    # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
-                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                    optimizer.step()
-                if args.target_kl is not None and approx_kl.item() > args.target_kl:
-                    break
+                        flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
+                        loss.backward()
+                        # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
+                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                        optimizer.step()
+                    if args.target_kl is not None and approx_kl.item() > args.target_kl:
+                        break
 
-            # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
-            with torch.no_grad():
-                mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
-            if args.objective == "kl":
-                kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
-                writer.add_scalar("losses/kl_beta", kl_beta, global_step)
-            sps = int(global_step / (time.time() - start_time))
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/kl", mean_kl, global_step)  # exact KL of the whole update
-            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-            writer.add_scalar("losses/explained_variance", explained_variance(values_np, returns), global_step)
-            if not discrete:
-                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-            recent = train_returns[-100:]
-            print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                  f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+                # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
+                with torch.no_grad():
+                    mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
+                if args.objective == "kl":
+                    kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
+                    writer.add_scalar("losses/kl_beta", kl_beta, global_step)
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+                writer.add_scalar("losses/entropy", entropy.item(), global_step)
+                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+                writer.add_scalar("losses/kl", mean_kl, global_step)  # exact KL of the whole update
+                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+                writer.add_scalar("losses/explained_variance", explained_variance(values_np, returns), global_step)
+                if not discrete:
+                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+                recent = train_returns[-100:]
+                print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+
+                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                      "the parameters": flat_params, "the rewards": rew_buf},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "ppo.py", "iteration": iteration, "global_step": global_step,
+                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                        "optimizer": optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                        "kl_beta": kl_beta, "obs": obs, "ep_return": ep_return, "ep_length": ep_length,
+                        "train_returns": train_returns, "envs": [env_state(env) for env in envs.envs]})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("ppo.py", stop.received, global_step, run_dir))
         envs.close()
 
     train_time = time.time() - start_time
@@ -770,26 +819,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 
 # >>> shared: run_episodes
@@ -871,6 +1063,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
@@ -920,23 +1113,30 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
                                    dynamic_shapes={"obs": {0: torch.export.Dim.AUTO}})
     path, demos_path = os.path.join(args.save_expert, "policy.pt2"), os.path.join(args.save_expert, "demos.npz")
     tmp_policy = os.path.join(args.save_expert, f".policy.tmp{os.getpid()}.pt2")
-    torch.export.save(exported, tmp_policy)
-    # The demonstrations come from the exported program itself, so they are exactly what a user of policy.pt2 gets.
-    demos = run_episodes(torch_policy(torch.export.load(tmp_policy).module()), args.env, args.expert_episodes,
-                         args.expert_seed)
-    returns = demos["episode_returns"]
-    metadata = {
-        "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": command_line(args),
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-        "episodes": len(returns), "obs_dim": obs_dim,
-        "action_space": "discrete" if policy.discrete else "continuous",
-        "versions": {"gymnasium": gym.__version__, "torch": torch.__version__, "numpy": np.__version__},
-    }
-    atomic_savez(demos_path + ".staged", metadata=np.array(json.dumps(metadata)), **demos)
-    # Both files are complete before either replaces the old expert, so an interrupted export never leaves a
-    # new policy beside old demonstrations (short of a crash between these two renames).
-    os.replace(tmp_policy, path)
-    os.replace(demos_path + ".staged", demos_path)
+    staged = os.path.join(args.save_expert, f".demos.staged{os.getpid()}.npz")
+    try:
+        torch.export.save(exported, tmp_policy)
+        # The demonstrations come from the exported program itself, so they are exactly what a user of policy.pt2
+        # gets.
+        demos = run_episodes(torch_policy(torch.export.load(tmp_policy).module()), args.env, args.expert_episodes,
+                             args.expert_seed)
+        returns = demos["episode_returns"]
+        metadata = {
+            "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": command_line(args),
+            "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "episodes": len(returns), "obs_dim": obs_dim,
+            "action_space": "discrete" if policy.discrete else "continuous",
+            "versions": {"gymnasium": gym.__version__, "torch": torch.__version__, "numpy": np.__version__},
+        }
+        atomic_savez(staged, metadata=np.array(json.dumps(metadata)), **demos)
+        # Both files are complete before either replaces the old expert, so an interrupted export never leaves a
+        # new policy beside old demonstrations (short of a crash between these two renames).
+        os.replace(tmp_policy, path)
+        os.replace(staged, demos_path)
+    finally:  # an export stopped by an error or Ctrl-C leaves no temporary file behind
+        for leftover in (tmp_policy, staged):
+            if os.path.exists(leftover):
+                os.remove(leftover)
     print(f"expert: {path} and demos.npz ({len(returns)} episodes, return {returns.mean():.1f} ± {returns.std():.1f})")
 
 
@@ -945,3 +1145,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"ppo.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("ppo.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

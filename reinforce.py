@@ -56,7 +56,9 @@ import dataclasses
 import importlib.util
 import json
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -102,6 +104,11 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by reinforce.py and evaluate it"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs) at the first batch end after every this many env steps;
+    0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the estimator (notes 003 and 002): each variance-reduction step is a switch ---
     returns: Literal["total", "reward_to_go"] = "reward_to_go"
@@ -193,6 +200,8 @@ def check_args(args: Args) -> None:
         (args.clip_obs > 0, "--clip-obs must be positive"),
         (args.target_window >= 1, "--target-window must be at least 1"),
     ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
     for ok, message in rules:
         if not ok:
             raise UserError(message)
@@ -206,7 +215,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -483,6 +493,9 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "reinforce.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -496,159 +509,191 @@ def main(args: Args) -> dict:
     obs_dim, act_dim, discrete = check_spaces(env, args.env)
     low, high = (None, None) if discrete else (env.action_space.low, env.action_space.high)
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.init_log_std).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
+        # (load_checkpoint takes hidden_size and clip_obs from the file: args.json records what this run used)
+        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
+
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
     train_returns: list = []
     global_step, steps_to_target, start_time = 0, None, time.time()
 
-    if args.checkpoint is not None:
-        agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
-        # load_checkpoint took hidden_size and clip_obs from the checkpoint: record what this run actually used
-        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    else:
+    if args.checkpoint is None:
         policy_params = list(agent.actor.parameters()) + ([] if discrete else [agent.log_std])  # θ
         optimizer = torch.optim.Adam(policy_params, lr=args.learning_rate)
         value_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.value_learning_rate)
         noise_rng = np.random.default_rng(args.seed)
         raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
 
-        while global_step < args.total_timesteps:
-            # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
-            # a torch module call at batch size 1); θ is fixed until [S3].
-            actor_np = numpy_weights(agent.actor)
-            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+        if resumed is not None:  # --resume: put back everything the loop carries from one batch to the next
+            set_rng_states(resumed["rng"])
+            agent.load_state_dict(resumed["agent"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            value_optimizer.load_state_dict(resumed["value_optimizer"])
+            if obs_rms is not None:
+                vars(obs_rms).update(resumed["obs_rms"])
+            env.close()
+            env, noise_rng, raw_obs = set_env_state(resumed["env"]), resumed["noise_rng"], resumed["raw_obs"]
+            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+            start_time = time.time() - resumed["train_time"]
 
-            # [S1] run π_θ for whole episodes until the batch holds at least batch_steps steps (or batch_episodes
-            # episodes). Whole episodes, because the estimator sums over complete trajectories τ_i. (Cutting the last
-            # one at the batch boundary would need a bootstrap; dropping it would bias the batch towards short
-            # episodes.) Starting another episode depends only on the earlier ones, never on its own outcome, so
-            # each trajectory in the batch is an ordinary sample of π_θ.
-            # GOTCHA (a small bias): the number N of episodes that fill batch_steps depends on their lengths, so
-            # (1/N)·Σ_i g_i is not an unbiased estimate of ∇J: the average of N random terms, N random too, weighs
-            # the episodes of short-episode batches more. On a small MDP with N ≈ 1.7 it is off by 6+ standard
-            # errors (tests/test_reinforce_math.py); it shrinks as N grows (CartPole's 2,000-step batches hold 4 to
-            # 100 episodes). --batch-episodes fixes N and removes it, at the price of a batch size in steps that
-            # varies with the episodes' lengths.
-            obs_list, act_list, rew_list, done_list, trunc_list, final_obs, lengths = [], [], [], [], [], [], []
-            # (The last batch stops early, after the episode that reaches total_timesteps.)
-            while ((len(rew_list) < args.batch_steps) if args.batch_episodes is None
-                   else (len(lengths) < args.batch_episodes)) and global_step < args.total_timesteps:
-                ep_return, ep_length, done = 0.0, 0, False
-                if obs_rms is not None:
-                    obs_rms.update(np.asarray(raw_obs)[None])
-                obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)  # (1, obs_dim)
-                while not done:
-                    out = numpy_mlp(actor_np, obs)  # logits or f_θ(s_t), (1, A)
-                    if discrete:
-                        action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
-                        env_action = action
-                    else:
-                        # a_t = f_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
-                        action = (out + std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
-                        # GOTCHA: the env executes the action clipped to its bounds, but the batch keeps the sampled
-                        # one: log π_θ must be the log-density of what the Gaussian actually drew.
-                        env_action = np.clip(action, low, high)
-                    raw_obs, reward, terminated, truncated, _ = env.step(env_action)
-                    done = terminated or truncated
-                    obs_list.append(obs[0])
-                    act_list.append(action)
-                    rew_list.append(float(reward))
-                    done_list.append(done)
-                    trunc_list.append(truncated and not terminated)
-                    ep_return, ep_length = ep_return + float(reward), ep_length + 1
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this batch, write checkpoint.pt, stop
+            while global_step < args.total_timesteps:
+                # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
+                # a torch module call at batch size 1); θ is fixed until [S3].
+                actor_np = numpy_weights(agent.actor)
+                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+
+                # [S1] run π_θ for whole episodes until the batch holds at least batch_steps steps (or batch_episodes
+                # episodes). Whole episodes, because the estimator sums over complete trajectories τ_i. (Cutting the last
+                # one at the batch boundary would need a bootstrap; dropping it would bias the batch towards short
+                # episodes.) Starting another episode depends only on the earlier ones, never on its own outcome, so
+                # each trajectory in the batch is an ordinary sample of π_θ.
+                # GOTCHA (a small bias): the number N of episodes that fill batch_steps depends on their lengths, so
+                # (1/N)·Σ_i g_i is not an unbiased estimate of ∇J: the average of N random terms, N random too, weighs
+                # the episodes of short-episode batches more. On a small MDP with N ≈ 1.7 it is off by 6+ standard
+                # errors (tests/test_reinforce_math.py); it shrinks as N grows (CartPole's 2,000-step batches hold 4 to
+                # 100 episodes). --batch-episodes fixes N and removes it, at the price of a batch size in steps that
+                # varies with the episodes' lengths.
+                obs_list, act_list, rew_list, done_list, trunc_list, final_obs, lengths = [], [], [], [], [], [], []
+                # (The last batch stops early, after the episode that reaches total_timesteps.)
+                while ((len(rew_list) < args.batch_steps) if args.batch_episodes is None
+                       else (len(lengths) < args.batch_episodes)) and global_step < args.total_timesteps:
+                    ep_return, ep_length, done = 0.0, 0, False
                     if obs_rms is not None:
                         obs_rms.update(np.asarray(raw_obs)[None])
-                    obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)
-                final_obs.append(obs[0])  # s_T, for --bootstrap-truncated
-                lengths.append(ep_length)
-                global_step += ep_length
-                train_returns.append(ep_return)
-                writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                raw_obs, _ = env.reset()
+                    obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)  # (1, obs_dim)
+                    while not done:
+                        out = numpy_mlp(actor_np, obs)  # logits or f_θ(s_t), (1, A)
+                        if discrete:
+                            action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
+                            env_action = action
+                        else:
+                            # a_t = f_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
+                            action = (out + std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
+                            # GOTCHA: the env executes the action clipped to its bounds, but the batch keeps the sampled
+                            # one: log π_θ must be the log-density of what the Gaussian actually drew.
+                            env_action = np.clip(action, low, high)
+                        raw_obs, reward, terminated, truncated, _ = env.step(env_action)
+                        done = terminated or truncated
+                        obs_list.append(obs[0])
+                        act_list.append(action)
+                        rew_list.append(float(reward))
+                        done_list.append(done)
+                        trunc_list.append(truncated and not terminated)
+                        ep_return, ep_length = ep_return + float(reward), ep_length + 1
+                        if obs_rms is not None:
+                            obs_rms.update(np.asarray(raw_obs)[None])
+                        obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)
+                    final_obs.append(obs[0])  # s_T, for --bootstrap-truncated
+                    lengths.append(ep_length)
+                    global_step += ep_length
+                    train_returns.append(ep_return)
+                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                    raw_obs, _ = env.reset()
 
-            num_episodes = len(lengths)  # N
-            lengths = np.asarray(lengths)  # (N,)
-            rewards, dones = np.asarray(rew_list), np.asarray(done_list, np.float64)  # (B,), (B,)
-            b_obs = torch.from_numpy(np.stack(obs_list)).to(device)  # (B, obs_dim)
-            b_actions = torch.from_numpy(np.asarray(act_list)).to(device)  # (B,) or (B, A)
+                num_episodes = len(lengths)  # N
+                lengths = np.asarray(lengths)  # (N,)
+                rewards, dones = np.asarray(rew_list), np.asarray(done_list, np.float64)  # (B,), (B,)
+                b_obs = torch.from_numpy(np.stack(obs_list)).to(device)  # (B, obs_dim)
+                b_actions = torch.from_numpy(np.asarray(act_list)).to(device)  # (B,) or (B, A)
 
-            # [S2] the weights ψ − b of the score functions.
-            bootstrap = None
-            if args.bootstrap_truncated:
-                # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true reward-to-go
-                # continues past the cut. By default we still sum the rewards up to the cut: then the estimator is the
-                # notes' one, unbiased for the task as it is run (J = E[return of an episode of at most T steps], the
-                # number the evaluation reports), but a state-only V_φ cannot tell how close the cut is. With this flag
-                # the cut episode's Q̂_t gets γ^(T−t)·V_φ(s_T) added, which estimates the return without the time
-                # limit instead (biased where V_φ is wrong).
-                with torch.no_grad():
-                    v_final = agent.value(torch.from_numpy(np.stack(final_obs)).to(device)).cpu().numpy()  # (N,)
-                ends = np.cumsum(lengths) - 1  # (N,) index of each episode's last step
-                bootstrap = np.zeros_like(rewards)
-                bootstrap[ends] = args.gamma * v_final * np.asarray(trunc_list)[ends]
-            rtg = reward_to_go(rewards, dones, args.gamma, bootstrap)  # Q̂_{i,t}, (B,)
-            psi = rtg if args.returns == "reward_to_go" else total_return(rtg, lengths)  # (B,)
-            if args.baseline == "average":
-                baseline = average_baseline(psi, lengths, per_step=args.returns == "reward_to_go")
-            elif args.baseline == "value":
-                # Â_{i,t} = Q̂_{i,t} − V_φ(s_{i,t}), with the V_φ fitted on earlier batches: fitting it to this batch
-                # first would make b depend on this batch's actions.
-                with torch.no_grad():
-                    baseline = agent.value(b_obs).cpu().numpy().astype(np.float64)  # (B,)
-            else:
-                baseline = np.zeros_like(psi)
-            weights = psi - baseline  # (B,)
-            if args.norm_adv:
-                weights = normalize(weights)
-            b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+                # [S2] the weights ψ − b of the score functions.
+                bootstrap = None
+                if args.bootstrap_truncated:
+                    # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true reward-to-go
+                    # continues past the cut. By default we still sum the rewards up to the cut: then the estimator is the
+                    # notes' one, unbiased for the task as it is run (J = E[return of an episode of at most T steps], the
+                    # number the evaluation reports), but a state-only V_φ cannot tell how close the cut is. With this flag
+                    # the cut episode's Q̂_t gets γ^(T−t)·V_φ(s_T) added, which estimates the return without the time
+                    # limit instead (biased where V_φ is wrong).
+                    with torch.no_grad():
+                        v_final = agent.value(torch.from_numpy(np.stack(final_obs)).to(device)).cpu().numpy()  # (N,)
+                    ends = np.cumsum(lengths) - 1  # (N,) index of each episode's last step
+                    bootstrap = np.zeros_like(rewards)
+                    bootstrap[ends] = args.gamma * v_final * np.asarray(trunc_list)[ends]
+                rtg = reward_to_go(rewards, dones, args.gamma, bootstrap)  # Q̂_{i,t}, (B,)
+                psi = rtg if args.returns == "reward_to_go" else total_return(rtg, lengths)  # (B,)
+                if args.baseline == "average":
+                    baseline = average_baseline(psi, lengths, per_step=args.returns == "reward_to_go")
+                elif args.baseline == "value":
+                    # Â_{i,t} = Q̂_{i,t} − V_φ(s_{i,t}), with the V_φ fitted on earlier batches: fitting it to this batch
+                    # first would make b depend on this batch's actions.
+                    with torch.no_grad():
+                        baseline = agent.value(b_obs).cpu().numpy().astype(np.float64)  # (B,)
+                else:
+                    baseline = np.zeros_like(psi)
+                weights = psi - baseline  # (B,)
+                if args.norm_adv:
+                    weights = normalize(weights)
+                b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
-            # [S3] one step of gradient ascent on J: θ ← θ + α ∇_θ J, as a descent step on the pseudo-loss.
-            loss = pseudo_loss(agent.log_prob(b_obs, b_actions), b_weights, num_episodes)
-            optimizer.zero_grad()
-            loss.backward()
-            # Diagnostic: ‖ĝ‖₂, the size of the gradient estimate (it is what the baselines make less noisy).
-            grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in policy_params)).item()
-            optimizer.step()
+                # [S3] one step of gradient ascent on J: θ ← θ + α ∇_θ J, as a descent step on the pseudo-loss.
+                loss = pseudo_loss(agent.log_prob(b_obs, b_actions), b_weights, num_episodes)
+                optimizer.zero_grad()
+                loss.backward()
+                # Diagnostic: ‖ĝ‖₂, the size of the gradient estimate (it is what the baselines make less noisy).
+                grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in policy_params)).item()
+                optimizer.step()
 
-            if args.baseline == "value":
-                # V_φ ← argmin ½·mean (V_φ(s_{i,t}) − ψ_{i,t})², by value_steps full-batch Adam steps; it is the
-                # baseline of the next batch. (ψ is the reward-to-go, or the total return with --returns total: a
-                # baseline for ψ must estimate E[ψ | s_t].)
-                targets = torch.as_tensor(psi, dtype=torch.float32, device=device)
-                for _ in range(args.value_steps):
-                    v_loss = value_loss(agent.value(b_obs), targets)
-                    value_optimizer.zero_grad()
-                    v_loss.backward()
-                    value_optimizer.step()
-                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                # explained_variance ≤ 0: V_φ predicts nothing and the baseline adds variance instead of removing it.
-                writer.add_scalar("losses/explained_variance", explained_variance(baseline, psi), global_step)
+                if args.baseline == "value":
+                    # V_φ ← argmin ½·mean (V_φ(s_{i,t}) − ψ_{i,t})², by value_steps full-batch Adam steps; it is the
+                    # baseline of the next batch. (ψ is the reward-to-go, or the total return with --returns total: a
+                    # baseline for ψ must estimate E[ψ | s_t].)
+                    targets = torch.as_tensor(psi, dtype=torch.float32, device=device)
+                    for _ in range(args.value_steps):
+                        v_loss = value_loss(agent.value(b_obs), targets)
+                        value_optimizer.zero_grad()
+                        v_loss.backward()
+                        value_optimizer.step()
+                    writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+                    # explained_variance ≤ 0: V_φ predicts nothing and the baseline adds variance instead of removing it.
+                    writer.add_scalar("losses/explained_variance", explained_variance(baseline, psi), global_step)
 
-            # [S4] log.
-            sps = int(global_step / (time.time() - start_time))
-            recent = train_returns[-100:]
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("charts/episodes_per_batch", num_episodes, global_step)
-            writer.add_scalar("losses/policy_loss", loss.item(), global_step)
-            writer.add_scalar("losses/grad_norm", grad_norm, global_step)
-            if not discrete:
-                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-            print(f"step {global_step:>9,}  return(last {len(recent)}) {np.mean(recent):9.1f}  "
-                  f"episodes {num_episodes:>4}  SPS {sps:,}", flush=True)
-            if (args.target_return is not None and len(train_returns) >= args.target_window
-                    and np.mean(train_returns[-args.target_window:]) >= args.target_return):
-                steps_to_target = global_step
-                print(f"target: the last {args.target_window} episodes average ≥ {args.target_return} "
-                      f"after {global_step:,} steps", flush=True)
-                break
+                # [S4] log.
+                sps = int(global_step / (time.time() - start_time))
+                recent = train_returns[-100:]
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("charts/episodes_per_batch", num_episodes, global_step)
+                writer.add_scalar("losses/policy_loss", loss.item(), global_step)
+                writer.add_scalar("losses/grad_norm", grad_norm, global_step)
+                if not discrete:
+                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+                print(f"step {global_step:>9,}  return(last {len(recent)}) {np.mean(recent):9.1f}  "
+                      f"episodes {num_episodes:>4}  SPS {sps:,}", flush=True)
+                if (args.target_return is not None and len(train_returns) >= args.target_window
+                        and np.mean(train_returns[-args.target_window:]) >= args.target_return):
+                    steps_to_target = global_step
+                    print(f"target: the last {args.target_window} episodes average ≥ {args.target_return} "
+                          f"after {global_step:,} steps", flush=True)
+                    break
+
+                # Safe point (between batches: every episode is whole, the env has just been reset).
+                check_finite(run_dir, global_step, **{"the policy loss": loss, "the networks": agent},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                if stop.received or checkpoint_due(global_step - len(rew_list), global_step, args.checkpoint_every):
+                    save_training_state(run_dir, {
+                        "script": "reinforce.py", "global_step": global_step, "train_time": time.time() - start_time,
+                        "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
+                        "value_optimizer": value_optimizer.state_dict(),
+                        "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
+                        "env": env_state(env), "raw_obs": raw_obs, "train_returns": train_returns})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("reinforce.py", stop.received, global_step, run_dir))
     env.close()
 
     train_time = time.time() - start_time
@@ -672,26 +717,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 # >>> shared: run_episodes
 def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
@@ -770,6 +958,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
@@ -800,3 +989,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"reinforce.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("reinforce.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)

@@ -63,7 +63,9 @@ import importlib.util
 import json
 import math
 import os
+import pickle
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -110,6 +112,11 @@ class Args:
     """evaluation episode i is reset with seed eval_seed + i (away from the training seeds)"""
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by soft_q.py and evaluate it"""
+    checkpoint_every: int = 100_000
+    """write <run dir>/checkpoint.pt (all that --resume needs, the replay buffer included) every this many env steps;
+    0: only on Ctrl-C/SIGTERM"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
     # --- the soft backup ---
     alpha: Optional[float] = None
@@ -213,6 +220,7 @@ def check_args(args: Args) -> None:
          f"no update would run (the tabular way ignores both)"),
         (args.torch_threads >= 1, "--torch-threads must be at least 1"),
         (args.clip_obs > 0, "--clip-obs must be positive"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
     ]
     for ok, message in rules:
         if not ok:
@@ -227,7 +235,8 @@ def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
             # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             return gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:  # NameNotFound, VersionNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
         raise UserError(f"cannot make environment '{env_id}': {err}") from None
 
 
@@ -481,7 +490,10 @@ def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -
 
 # ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
 def main(args: Args) -> dict:
-    """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
+    """Train (or load --checkpoint, or continue --resume), evaluate, save; returns the summary in summary.json."""
+    resumed = None  # the checkpoint.pt of the run that --resume continues
+    if args.resume is not None:
+        args, resumed = resume_args(args, "soft_q.py")
     check_args(args)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
@@ -504,13 +516,23 @@ def main(args: Args) -> dict:
     if args.alpha is None:
         args.alpha = {"tabular": args.tabular_alpha, "discrete": args.discrete_alpha, "continuous": args.continuous_alpha}[mode]
     alpha = args.alpha
+    q_net = QNetwork(obs_dim, act_dim, discrete, args.hidden_sizes).to(device)
+    sampler = None if discrete else Sampler(obs_dim, act_dim, args.hidden_sizes).to(device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    if args.checkpoint is not None and mode != "tabular":  # (before the run directory exists: a bad file leaves none)
+        q_net, sampler, obs_rms = load_checkpoint(args.checkpoint, args, mode, obs_dim, act_dim, device)
 
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-    writer = SummaryWriter(run_dir)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    if resumed is None:
+        run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    else:
+        run_dir = args.resume
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
+    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    if resumed is None:
+        writer.add_text("hyperparameters",
+                        "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
     start_time, global_step, train_returns, extra = time.time(), 0, [], {"mode": mode}
 
     if mode == "tabular":
@@ -547,12 +569,7 @@ def main(args: Args) -> dict:
         writer.close()
         return summary
 
-    q_net = QNetwork(obs_dim, act_dim, discrete, args.hidden_sizes).to(device)
-    sampler = None if discrete else Sampler(obs_dim, act_dim, args.hidden_sizes).to(device)
-    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
-    if args.checkpoint is not None:
-        q_net, sampler, obs_rms = load_checkpoint(args.checkpoint, args, mode, obs_dim, act_dim, device)
-    else:
+    if args.checkpoint is None:
         target_net = copy.deepcopy(q_net)  # Q_θ̄
         q_optimizer = torch.optim.Adam(q_net.parameters(), lr=args.learning_rate)
         if sampler is not None:
@@ -568,107 +585,146 @@ def main(args: Args) -> dict:
         size, updates = 0, 0
         raw_obs, _ = env.reset(seed=args.seed)
         ep_return, ep_length = 0.0, 0
-        for global_step in range(1, args.total_timesteps + 1):
-            # [S1] act: uniformly at random before learning_starts, then from the soft policy.
-            if obs_rms is not None:
-                obs_rms.update(np.asarray(raw_obs, np.float64)[None])
-            obs_t = torch.from_numpy(normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)).to(device)
-            if global_step <= args.learning_starts:
-                action = env.action_space.sample() if discrete else rng.uniform(-1, 1, act_dim).astype(np.float32)
-            elif discrete:
-                with torch.no_grad():
-                    logits = boltzmann_log_probs(q_net(obs_t), alpha)[0].cpu().numpy()  # log q(·|s)
-                # a ∼ q(a|s) = softmax(Q(s, ·)/α), by Gumbel-max: argmax_a(log q(a|s) + g_a), g_a = −log(−log u_a)
-                action = int(np.argmax(logits - np.log(-np.log(rng.random(act_dim)))))
-            else:
-                with torch.no_grad():
-                    noise = torch.from_numpy(rng.standard_normal((1, 1, act_dim), dtype=np.float32)).to(device)
-                    action = sampler(obs_t, noise)[0, 0].cpu().numpy()  # a = f_φ(ξ; s), ξ ∼ N(0, I)
-            env_action = action if discrete else centre + half_range * action
-            next_raw, reward, terminated, truncated, _ = env.step(env_action)
-            i = (global_step - 1) % args.buffer_size
-            buf_obs[i], buf_act[i], buf_rew[i], buf_next[i], buf_term[i] = raw_obs, action, reward, next_raw, terminated
-            size = min(size + 1, args.buffer_size)
-            ep_return, ep_length, raw_obs = ep_return + float(reward), ep_length + 1, next_raw
-            if terminated or truncated:
-                train_returns.append(ep_return)
-                writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                raw_obs, _ = env.reset()
-                ep_return, ep_length = 0.0, 0
-            if global_step <= args.learning_starts or global_step % args.train_frequency:
-                continue
-            if args.anneal_lr:
-                # TRICK: linear step-size decay to 0, so that the network at the end of training is not one caught
-                # mid-oscillation (off-policy Q-learning on CartPole forgets how to fail once D holds only successes).
-                frac = 1.0 - (global_step - 1.0) / args.total_timesteps
-                q_optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-                if sampler is not None:
-                    sampler_optimizer.param_groups[0]["lr"] = frac * args.policy_learning_rate
-
-            # [S2] a minibatch from D and the soft value of its next states, by the target network.
-            idx = rng.integers(size, size=args.batch_size)
-            b_obs = torch.from_numpy(normalize_obs(buf_obs[idx], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
-            b_next = torch.from_numpy(normalize_obs(buf_next[idx], obs_rms, args.clip_obs)).to(device)
-            b_act, b_rew = torch.from_numpy(buf_act[idx]).to(device), torch.from_numpy(buf_rew[idx]).to(device)
-            b_term = torch.from_numpy(buf_term[idx]).to(device)
-            with torch.no_grad():
-                if discrete:
-                    # V(s') = α·log Σ_a' exp(Q_θ̄(s', a')/α): exact, a sum over the actions
-                    next_v = soft_value(target_net(b_next), alpha)  # (B,)
-                else:
-                    # V(s') ≈ α·log (1/M) Σ_j exp(Q_θ̄(s', a'_j)/α)·2^D, a'_j ∼ U[−1, 1]^D   [paper eq. 10]
-                    uniform = torch.rand(args.batch_size, args.value_particles, act_dim, device=device) * 2 - 1
-                    q_uniform = target_net(b_next.unsqueeze(1).expand(-1, args.value_particles, -1), uniform)  # (B, M)
-                    next_v = importance_sampled_soft_value(q_uniform, alpha, act_dim)
-                targets = soft_q_targets(b_rew, next_v, b_term, args.gamma)  # (B,)
-
-            # [S3a] Q_θ ← one Adam step on J_Q(θ) = ½·E[(Q_θ(s, a) − y)²]   [paper eq. 11]
-            q_pred = q_net(b_obs).gather(-1, b_act[:, None]).squeeze(-1) if discrete else q_net(b_obs, b_act)  # (B,)
-            q_loss = 0.5 * (q_pred - targets).pow(2).mean()
-            q_optimizer.zero_grad()
-            q_loss.backward()
-            q_optimizer.step()
-            updates += 1
-
+        start_step = 1
+        if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
+            set_rng_states(resumed["rng"])
+            q_net.load_state_dict(resumed["q_net"])
+            target_net.load_state_dict(resumed["target_net"])
+            q_optimizer.load_state_dict(resumed["q_optimizer"])
             if sampler is not None:
-                # [S3b] f_φ along the SVGD direction [paper eq. 13–14], through the sampler.
-                noise = torch.randn(args.batch_size, args.svgd_particles, act_dim, device=device)
-                particles = sampler(b_obs, noise)  # a = f_φ(ξ; s), (B, K, D)
-                obs_k = b_obs.unsqueeze(1).expand(-1, args.svgd_particles // 2, -1)  # (B, K/2, obs_dim)
-                # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate −Σ Δf·f_φ with Δf
-                # held constant, Δf from the score of log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d²) (svgd_log_target)
-                sampler_loss, direction = svgd_sampler_loss(
-                    particles, lambda a: svgd_log_target(q_net(obs_k, a), a, alpha))
-                sampler_optimizer.zero_grad()
-                sampler_loss.backward()
-                sampler_optimizer.step()
+                sampler.load_state_dict(resumed["sampler"])
+                sampler_optimizer.load_state_dict(resumed["sampler_optimizer"])
+            if obs_rms is not None:
+                vars(obs_rms).update(resumed["obs_rms"])
+            env.close()
+            env, rng, raw_obs = set_env_state(resumed["env"]), resumed["generator"], resumed["raw_obs"]
+            ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
+            size, updates, global_step = resumed["size"], resumed["updates"], resumed["global_step"]
+            for buffer, saved in zip((buf_obs, buf_act, buf_rew, buf_next, buf_term), resumed["buffer"]):
+                buffer[:size] = saved
+            start_step, start_time = global_step + 1, time.time() - resumed["train_time"]
 
-            if updates % args.target_update_interval == 0:
-                with torch.no_grad():  # θ̄ ← τθ + (1 − τ)θ̄ (τ = 1: a copy)
-                    for p_target, p in zip(target_net.parameters(), q_net.parameters()):
-                        p_target.lerp_(p, args.tau)
-
-            # [S4] log, every 1000 steps.
-            if global_step % 1000 == 0:
-                writer.add_scalar("losses/q_loss", q_loss.item(), global_step)
-                # |y − Q|: grows without bound when the backup diverges (α too small for the reward scale, or lr)
-                td_error = float((targets - q_pred).detach().abs().mean())
-                writer.add_scalar("losses/td_error", td_error, global_step)
-                writer.add_scalar("losses/soft_value", float(next_v.mean()), global_step)
-                if discrete:
+        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
+            for global_step in range(start_step, args.total_timesteps + 1):
+                # Safe point, before step `global_step`: stop on Ctrl-C/SIGTERM, or a periodic checkpoint.
+                if global_step > start_step and (stop.received or checkpoint_due(global_step - 2, global_step - 1,
+                                                                                  args.checkpoint_every)):
+                    check_finite(run_dir, global_step - 1, **{"the Q network": q_net, "the sampler": sampler or q_net},
+                                 **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                    save_training_state(run_dir, {
+                        "script": "soft_q.py", "global_step": global_step - 1, "train_time": time.time() - start_time,
+                        "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
+                        "q_optimizer": q_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                        "sampler": None if sampler is None else sampler.state_dict(),
+                        "sampler_optimizer": None if sampler is None else sampler_optimizer.state_dict(),
+                        "generator": rng, "env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
+                        "ep_length": ep_length, "train_returns": train_returns, "size": size, "updates": updates,
+                        # the replay buffer D, up to its fill level
+                        "buffer": [b[:size] for b in (buf_obs, buf_act, buf_rew, buf_next, buf_term)]})
+                    if stop.received:
+                        writer.close()
+                        raise Interrupted(stop_line("soft_q.py", stop.received, global_step - 1, run_dir))
+                # [S1] act: uniformly at random before learning_starts, then from the soft policy.
+                if obs_rms is not None:
+                    obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+                obs_t = torch.from_numpy(normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)).to(device)
+                if global_step <= args.learning_starts:
+                    action = env.action_space.sample() if discrete else rng.uniform(-1, 1, act_dim).astype(np.float32)
+                elif discrete:
                     with torch.no_grad():
-                        log_pi = boltzmann_log_probs(q_net(b_obs), alpha)
-                    # entropy of q(·|s): log|A| is uniform; 0 is greedy (exploration has collapsed)
-                    writer.add_scalar("losses/entropy", float(-(log_pi.exp() * log_pi).sum(-1).mean()), global_step)
+                        logits = boltzmann_log_probs(q_net(obs_t), alpha)[0].cpu().numpy()  # log q(·|s)
+                    # a ∼ q(a|s) = softmax(Q(s, ·)/α), by Gumbel-max: argmax_a(log q(a|s) + g_a), g_a = −log(−log u_a)
+                    action = int(np.argmax(logits - np.log(-np.log(rng.random(act_dim)))))
                 else:
-                    writer.add_scalar("losses/svgd_direction_norm", float(direction.norm(dim=-1).mean()), global_step)
-                sps = int(global_step / (time.time() - start_time))
-                writer.add_scalar("charts/SPS", sps, global_step)
-                recent = train_returns[-10:]
-                print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                      f"{np.mean(recent) if recent else float('nan'):9.1f}  TD error "
-                      f"{td_error:7.3f}  SPS {sps:,}", flush=True)
+                    with torch.no_grad():
+                        noise = torch.from_numpy(rng.standard_normal((1, 1, act_dim), dtype=np.float32)).to(device)
+                        action = sampler(obs_t, noise)[0, 0].cpu().numpy()  # a = f_φ(ξ; s), ξ ∼ N(0, I)
+                env_action = action if discrete else centre + half_range * action
+                next_raw, reward, terminated, truncated, _ = env.step(env_action)
+                i = (global_step - 1) % args.buffer_size
+                buf_obs[i], buf_act[i], buf_rew[i], buf_next[i], buf_term[i] = raw_obs, action, reward, next_raw, terminated
+                size = min(size + 1, args.buffer_size)
+                ep_return, ep_length, raw_obs = ep_return + float(reward), ep_length + 1, next_raw
+                if terminated or truncated:
+                    train_returns.append(ep_return)
+                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                    raw_obs, _ = env.reset()
+                    ep_return, ep_length = 0.0, 0
+                if global_step <= args.learning_starts or global_step % args.train_frequency:
+                    continue
+                if args.anneal_lr:
+                    # TRICK: linear step-size decay to 0, so that the network at the end of training is not one caught
+                    # mid-oscillation (off-policy Q-learning on CartPole forgets how to fail once D holds only successes).
+                    frac = 1.0 - (global_step - 1.0) / args.total_timesteps
+                    q_optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+                    if sampler is not None:
+                        sampler_optimizer.param_groups[0]["lr"] = frac * args.policy_learning_rate
+
+                # [S2] a minibatch from D and the soft value of its next states, by the target network.
+                idx = rng.integers(size, size=args.batch_size)
+                b_obs = torch.from_numpy(normalize_obs(buf_obs[idx], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
+                b_next = torch.from_numpy(normalize_obs(buf_next[idx], obs_rms, args.clip_obs)).to(device)
+                b_act, b_rew = torch.from_numpy(buf_act[idx]).to(device), torch.from_numpy(buf_rew[idx]).to(device)
+                b_term = torch.from_numpy(buf_term[idx]).to(device)
+                with torch.no_grad():
+                    if discrete:
+                        # V(s') = α·log Σ_a' exp(Q_θ̄(s', a')/α): exact, a sum over the actions
+                        next_v = soft_value(target_net(b_next), alpha)  # (B,)
+                    else:
+                        # V(s') ≈ α·log (1/M) Σ_j exp(Q_θ̄(s', a'_j)/α)·2^D, a'_j ∼ U[−1, 1]^D   [paper eq. 10]
+                        uniform = torch.rand(args.batch_size, args.value_particles, act_dim, device=device) * 2 - 1
+                        q_uniform = target_net(b_next.unsqueeze(1).expand(-1, args.value_particles, -1), uniform)  # (B, M)
+                        next_v = importance_sampled_soft_value(q_uniform, alpha, act_dim)
+                    targets = soft_q_targets(b_rew, next_v, b_term, args.gamma)  # (B,)
+
+                # [S3a] Q_θ ← one Adam step on J_Q(θ) = ½·E[(Q_θ(s, a) − y)²]   [paper eq. 11]
+                q_pred = q_net(b_obs).gather(-1, b_act[:, None]).squeeze(-1) if discrete else q_net(b_obs, b_act)  # (B,)
+                q_loss = 0.5 * (q_pred - targets).pow(2).mean()
+                q_optimizer.zero_grad()
+                q_loss.backward()
+                q_optimizer.step()
+                updates += 1
+
+                if sampler is not None:
+                    # [S3b] f_φ along the SVGD direction [paper eq. 13–14], through the sampler.
+                    noise = torch.randn(args.batch_size, args.svgd_particles, act_dim, device=device)
+                    particles = sampler(b_obs, noise)  # a = f_φ(ξ; s), (B, K, D)
+                    obs_k = b_obs.unsqueeze(1).expand(-1, args.svgd_particles // 2, -1)  # (B, K/2, obs_dim)
+                    # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate −Σ Δf·f_φ with Δf
+                    # held constant, Δf from the score of log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d²) (svgd_log_target)
+                    sampler_loss, direction = svgd_sampler_loss(
+                        particles, lambda a: svgd_log_target(q_net(obs_k, a), a, alpha))
+                    sampler_optimizer.zero_grad()
+                    sampler_loss.backward()
+                    sampler_optimizer.step()
+
+                if updates % args.target_update_interval == 0:
+                    with torch.no_grad():  # θ̄ ← τθ + (1 − τ)θ̄ (τ = 1: a copy)
+                        for p_target, p in zip(target_net.parameters(), q_net.parameters()):
+                            p_target.lerp_(p, args.tau)
+
+                # [S4] log, every 1000 steps.
+                if global_step % 1000 == 0:
+                    writer.add_scalar("losses/q_loss", q_loss.item(), global_step)
+                    # |y − Q|: grows without bound when the backup diverges (α too small for the reward scale, or lr)
+                    td_error = float((targets - q_pred).detach().abs().mean())
+                    writer.add_scalar("losses/td_error", td_error, global_step)
+                    check_finite(run_dir, global_step, **{"the Q loss": q_loss, "the Q network": q_net})
+                    writer.add_scalar("losses/soft_value", float(next_v.mean()), global_step)
+                    if discrete:
+                        with torch.no_grad():
+                            log_pi = boltzmann_log_probs(q_net(b_obs), alpha)
+                        # entropy of q(·|s): log|A| is uniform; 0 is greedy (exploration has collapsed)
+                        writer.add_scalar("losses/entropy", float(-(log_pi.exp() * log_pi).sum(-1).mean()), global_step)
+                    else:
+                        writer.add_scalar("losses/svgd_direction_norm", float(direction.norm(dim=-1).mean()), global_step)
+                    sps = int(global_step / (time.time() - start_time))
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    recent = train_returns[-10:]
+                    print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                          f"{np.mean(recent) if recent else float('nan'):9.1f}  TD error "
+                          f"{td_error:7.3f}  SPS {sps:,}", flush=True)
     env.close()
     train_time = time.time() - start_time
     nets = {"q_net": q_net.state_dict()} | ({} if sampler is None else {"sampler": sampler.state_dict()})
@@ -689,26 +745,169 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
 # <<< shared: seeding
 
 # >>> shared: atomic writes
+def atomic_write(path: str, write) -> None:
+    """Call write(temporary path), then rename it to `path`: a crash or Ctrl-C never leaves half a file, nor the
+    temporary one."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 # <<< shared: atomic writes
+
+
+# >>> shared: checkpoints and resume
+class Interrupted(Exception):
+    """Raised at a safe point of the training loop after SIGINT or SIGTERM, once checkpoint.pt is written."""
+
+
+class StopSignals:
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM only sets `received`: the training loop finishes its step,
+    writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_due(step_before: int, step_after: int, every: int) -> bool:
+    """True when the steps (step_before, step_after] cross a multiple of `every` (never when every = 0)."""
+    return every > 0 and step_after // every > step_before // every
+
+
+def check_finite(run_dir: str, step: int, **values) -> None:
+    """Stop with one line naming the first non-finite value (a loss, a network's parameters, a statistic)."""
+    for name, value in values.items():
+        if isinstance(value, nn.Module):
+            finite = all(bool(torch.isfinite(p).all()) for p in value.parameters())
+        elif isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(value, np.float64)).all())
+        if not finite:
+            path = os.path.join(run_dir, "checkpoint.pt")
+            kept = (f"the last good checkpoint is {path}" if os.path.isfile(path)
+                    else "no checkpoint was written before it (see --checkpoint-every)")
+            raise UserError(f"{name} became non-finite (NaN or inf) at step {step:,}; stopped: {kept}. "
+                            f"A smaller --learning-rate usually helps")
+
+
+def rng_states() -> dict:
+    """Python's, numpy's and torch's global random states."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def env_state(env: gym.Env):
+    """Everything of a live env that resuming needs, as bytes (None for an env that cannot be pickled).
+
+    GOTCHA: pickling keeps a classic-control env whole, but gymnasium re-creates a MuJoCo env from its constructor
+    arguments, so its random generator and its MjData (which also holds derived quantities such as body positions
+    and contact forces that observations read) travel beside it and are copied back in set_env_state.
+    """
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    data = data if type(data).__name__ == "MjData" else None
+    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
+        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    except Exception as err:
+        print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
+              f"cannot be resumed", file=sys.stderr)
+        return None
+
+
+def set_env_state(state: Optional[bytes]) -> gym.Env:
+    if state is None:
+        raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
+    env, np_random, data, action_space_random, observation_space_random = pickle.loads(state)
+    env.unwrapped.np_random = np_random
+    env.action_space._np_random, env.observation_space._np_random = action_space_random, observation_space_random
+    if data is not None:
+        import mujoco  # only MuJoCo envs get here
+        mujoco.mj_copyData(env.unwrapped.data, env.unwrapped.model, data)
+    return env
+
+
+def save_training_state(run_dir: str, state: dict) -> None:
+    """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
+    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+
+
+def resume_args(args, script: str):
+    """--resume RUN_DIR: the run's own arguments (RUN_DIR/args.json) and its checkpoint.pt, or a one-line error."""
+    run_dir = args.resume
+    given = [f.name for f in dataclasses.fields(args) if f.name != "resume" and getattr(args, f.name) != f.default]
+    if given:
+        raise UserError(f"--resume continues a run with the arguments in its args.json; "
+                        f"drop --{given[0].replace('_', '-')}")
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if not os.path.isfile(path):
+        done = os.path.isfile(os.path.join(run_dir, "model.pt"))
+        raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
+                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            stored = json.load(f)
+        # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
+        # torch.load of a file from someone else can run code.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("script") != script:
+        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+    return resumed, state
+
+
+def remove_checkpoint(run_dir: str) -> None:
+    """Once model.pt holds the trained model, the run's checkpoint.pt is stale: remove it (it can be large)."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
+    return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
+# <<< shared: checkpoints and resume
 
 # >>> shared: run_episodes
 def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
@@ -828,6 +1027,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, mode: str, nets: dic
             "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
     net = nets["q_table"] if mode == "tabular" else (q_net if mode == "discrete" else sampler)
     policy = DeterministicPolicy(mode, net, obs_rms, args.clip_obs, act_dim, low, high)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
@@ -879,3 +1079,10 @@ if __name__ == "__main__":
         main(tyro.cli(Args))
     except UserError as err:
         sys.exit(f"soft_q.py: error: {err}")
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("soft_q.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
+              file=sys.stderr)
+        sys.exit(130)
