@@ -726,8 +726,12 @@ class StopSignals:
     writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
 
     def __enter__(self):
-        self.received = None
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.received, self.previous = None, {}
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.previous[s] = signal.signal(s, self.handle)
+        except ValueError:  # not the main thread (main() called from a worker thread): no handlers, no stop
+            pass
         return self
 
     def handle(self, signum, frame) -> None:
@@ -808,7 +812,10 @@ def set_env_state(state: Optional[bytes]) -> gym.Env:
 
 def save_training_state(run_dir: str, state: dict) -> None:
     """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
-    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+    try:
+        atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+    except OSError as err:  # a full disk, a folder gone: the previous checkpoint.pt, if any, is still whole
+        raise UserError(f"cannot write {os.path.join(run_dir, 'checkpoint.pt')}: {err.strerror}") from None
 
 
 def resume_args(args, script: str):
@@ -824,16 +831,20 @@ def resume_args(args, script: str):
         raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
                         f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
     try:
-        with open(os.path.join(run_dir, "args.json")) as f:
-            stored = json.load(f)
         # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
         # torch.load of a file from someone else can run code.
         state = torch.load(path, map_location="cpu", weights_only=False)
-        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
     except Exception as err:
-        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+        raise UserError(f"cannot resume from '{path}': {(str(err).strip() or type(err).__name__).splitlines()[0][:200]}"
+                        ) from None
     if not isinstance(state, dict) or state.get("script") != script:
-        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+        raise UserError(f"cannot resume from '{path}': it is not a checkpoint written by {script}")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            resumed = dataclasses.replace(type(args)(**json.load(f)), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': its args.json does not fit {script} "
+                        f"({(str(err).strip() or type(err).__name__).splitlines()[0][:200]})") from None
     return resumed, state
 
 

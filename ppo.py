@@ -157,8 +157,128 @@ class Args:
     """clip scaled rewards to ±clip_reward"""
     hidden_size: int = 64
     """units in each of the two hidden layers of actor and critic"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """the hidden layers' nonlinearity (tanh: baselines' ppo2 and CleanRL; relu: rl-baselines3-zoo's tuned MuJoCo runs)"""
+    ortho_init: bool = True
+    """orthogonal initialisation (gain √2 hidden, 0.01 policy head, 1 value head); off: PyTorch's default init"""
+    init_log_std: float = 0.0
+    """log σ of the Gaussian policy at the start (0: σ = 1; rl-baselines3-zoo's tuned MuJoCo runs start at −2)"""
+    preset: str = "auto"
+    """auto: this env's entry in PRESETS (v4 and v5 share one); none: these Args defaults; or a PRESETS key.
+    Flags given on the command line always win over the preset"""
     compile: bool = False
     """torch.compile the minibatch losses: ~20% faster updates on a CPU after ~30 s of compiling (needs a C++ compiler); no net gain measured on 200k-step runs"""
+
+
+# Per-environment presets (STYLE: beside Args). `python ppo.py --env X` trains X with X's entry; flags given on the
+# command line win, and `--preset none` runs the Args defaults above (CleanRL's ppo_continuous_action.py settings).
+# GOTCHA, translating Stable-Baselines3 / rl-baselines3-zoo settings: their `batch_size` is our minibatch size
+# (num_minibatches = num_envs·num_steps / batch_size); their value loss is the plain mean squared error, ours has a ½
+# (so vf_coef doubles); they clip no value update and keep the learning rate constant; `normalize: true` is our
+# norm_obs + norm_reward; policy_kwargs' net_arch, activation_fn, ortho_init and log_std_init are hidden_size,
+# activation, ortho_init and init_log_std.
+ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+MUJOCO_DEFAULTS = "CleanRL ppo_continuous_action.py (= these Args defaults)"
+PRESETS = {
+    # ── classic control
+    "CartPole": dict(source="CleanRL ppo.py's classic-control settings (experts/README.md's CartPole-v1 recipe)",
+                     args=dict(total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4, update_epochs=4,
+                               ent_coef=0.01, learning_rate=2.5e-4)),
+    "Acrobot": dict(source="CleanRL ppo.py's classic-control settings (benchmark/results/ppo_acrobot_100k.json)",
+                    args=dict(total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4, update_epochs=4,
+                              ent_coef=0.01, learning_rate=2.5e-4)),
+    "Pendulum": dict(source="our runs: experts/README.md's Pendulum-v1 recipe at 100k steps (eval −147 and −144, "
+                            "seeds 1 and 2; rl-baselines3-zoo's γ 0.9 and lr 1e-3)",
+                     args=dict(total_timesteps=100_000, num_envs=4, num_steps=512, num_minibatches=16, gamma=0.9,
+                               learning_rate=1e-3)),
+    "MountainCarContinuous": dict(
+        # GOTCHA: solved (eval ≥ 90) on 1 seed of 3 (91.0; −79.0 and −3.1 on seeds 2 and 3): the zoo's entry explores
+        # with gSDE (state-dependent noise), which ppo.py does not have; plain Gaussian noise at σ = e^−3.29 finds the
+        # flag only sometimes, and otherwise learns to stand still to save the action cost.
+        source=f"{ZOO} MountainCarContinuous-v0 without gSDE (a small initial σ, γ 0.9999, 20k steps); "
+               f"solves 1 seed of 3",
+        args=dict(total_timesteps=20_000, num_steps=8, num_minibatches=1, update_epochs=10, gamma=0.9999,
+                  gae_lambda=0.9, learning_rate=7.77e-5, anneal_lr=False, ent_coef=0.00429, clip_coef=0.1,
+                  clip_vloss=False, max_grad_norm=5.0, vf_coef=0.38, ortho_init=False, init_log_std=-3.29)),
+    # ── MuJoCo
+    "InvertedPendulum": dict(source=MUJOCO_DEFAULTS, args=dict(total_timesteps=1_000_000)),
+    "InvertedDoublePendulum": dict(
+        source=f"{ZOO} InvertedDoublePendulum-v3",
+        args=dict(total_timesteps=1_000_000, num_steps=128, num_minibatches=1, update_epochs=10, gamma=0.98,
+                  gae_lambda=0.8, learning_rate=1.55454e-4, anneal_lr=False, ent_coef=1.05057e-6, clip_coef=0.4,
+                  clip_vloss=False, max_grad_norm=0.5, vf_coef=1.391858)),
+    "Reacher": dict(
+        source=f"{ZOO} Reacher-v2",
+        args=dict(total_timesteps=1_000_000, num_steps=512, num_minibatches=16, update_epochs=5, gamma=0.9,
+                  gae_lambda=1.0, learning_rate=1.04019e-4, anneal_lr=False, ent_coef=7.52585e-8, clip_coef=0.3,
+                  clip_vloss=False, max_grad_norm=0.9, vf_coef=1.900736)),
+    "Swimmer": dict(
+        source=f"{ZOO} Swimmer-v3 (Stable-Baselines3's PPO defaults with γ = 0.9999)",
+        args=dict(total_timesteps=1_000_000, gamma=0.9999, anneal_lr=False, clip_vloss=False, vf_coef=1.0)),
+    "Hopper": dict(source=f"{MUJOCO_DEFAULTS}: 3,205 ± 531 at 1M over 3 seeds (README), above the zoo's tuned 2,410",
+                   args=dict(total_timesteps=1_000_000)),
+    "Walker2d": dict(
+        source=f"{ZOO} Walker2d-v3",
+        args=dict(total_timesteps=1_000_000, num_steps=512, num_minibatches=16, update_epochs=20, gamma=0.99,
+                  gae_lambda=0.95, learning_rate=5.05041e-5, anneal_lr=False, ent_coef=5.85045e-4, clip_coef=0.1,
+                  clip_vloss=False, max_grad_norm=1.0, vf_coef=1.743846)),
+    "HalfCheetah": dict(
+        source=f"{ZOO} HalfCheetah-v3",
+        args=dict(total_timesteps=1_000_000, num_steps=512, num_minibatches=8, update_epochs=20, gamma=0.98,
+                  gae_lambda=0.92, learning_rate=2.0633e-5, anneal_lr=False, ent_coef=4.01762e-4, clip_coef=0.1,
+                  clip_vloss=False, max_grad_norm=0.8, vf_coef=1.16192, hidden_size=256, activation="relu",
+                  ortho_init=False, init_log_std=-2.0)),
+    "Ant": dict(source=f"{MUJOCO_DEFAULTS} (the zoo runs Ant-v3 on its library's defaults too)",
+                args=dict(total_timesteps=1_000_000)),
+    "Humanoid": dict(
+        source=f"{ZOO} Humanoid-v3 (its budget: 10M steps)",
+        args=dict(total_timesteps=10_000_000, num_steps=512, num_minibatches=2, update_epochs=5, gamma=0.95,
+                  gae_lambda=0.9, learning_rate=3.56987e-5, anneal_lr=False, ent_coef=2.38306e-3, clip_coef=0.3,
+                  clip_vloss=False, max_grad_norm=2.0, vf_coef=0.863784, hidden_size=256, activation="relu",
+                  ortho_init=False, init_log_std=-2.0)),
+}
+
+
+def preset_for(args: "Args") -> Optional[str]:
+    """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
+    if args.preset != "auto":
+        return None if args.preset == "none" else args.preset
+    family = args.env.split("-v")[0]
+    return family if family in PRESETS else None
+
+
+def parse_args(argv: Optional[list] = None) -> "Args":
+    """The command line, with the env's preset as the defaults: a flag given on the command line always wins.
+
+    (tyro parses twice: once for --env and --preset, then again with the preset's values as the defaults, so that
+    --help after --env X also shows X's values.) From Python, ppo.main(ppo.Args(...)) resolves the preset itself:
+    there, a field left at its Args default takes the preset's value (see resolve_preset).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = tyro.cli(Args, args=[a for a in argv if a not in ("-h", "--help")])  # (--help: after the preset)
+    name = preset_for(first)
+    if first.resume is not None or first.checkpoint is not None or name not in PRESETS:
+        return first  # (--resume runs the stored arguments; main() explains an unknown preset name)
+    args = tyro.cli(Args, args=argv, default=dataclasses.replace(Args(), **PRESETS[name]["args"]))
+    args.preset = name
+    args.preset_resolved = True  # (an attribute, not a field: main() must not apply the preset a second time)
+    return args
+
+
+def resolve_preset(args: "Args") -> Optional[str]:
+    """Apply the preset --preset selects to `args` (fields still at their Args default take its values; parse_args
+    has already applied it to a command line) and record its name in args.preset; returns the name or None."""
+    if args.resume is not None or args.checkpoint is not None:
+        return None
+    name = preset_for(args)
+    if name is not None and name not in PRESETS:
+        raise UserError(f"--preset {args.preset}: no such preset; choose auto, none or one of {', '.join(PRESETS)}")
+    if name is not None and not getattr(args, "preset_resolved", False):
+        for field in dataclasses.fields(Args):
+            if field.name in PRESETS[name]["args"] and getattr(args, field.name) == field.default:
+                setattr(args, field.name, PRESETS[name]["args"][field.name])
+    args.preset, args.preset_resolved = name or "none", True
+    return name
 
 
 # ── Environment ────────────────────────────────────────────────────────────────────────────────────
@@ -290,12 +410,15 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float) -> nn.Sequential:
-    """in_dim -> hidden -> hidden -> out_dim with tanh activations."""
+def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float, activation: str = "tanh",
+        ortho_init: bool = True) -> nn.Sequential:
+    """in_dim -> hidden -> hidden -> out_dim with tanh (or ReLU) activations."""
+    init = layer_init if ortho_init else (lambda layer, std=None: layer)  # (PyTorch's default init otherwise)
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
     return nn.Sequential(
-        layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
-        layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-        layer_init(nn.Linear(hidden, out_dim), std=out_std),
+        init(nn.Linear(in_dim, hidden)), act(),
+        init(nn.Linear(hidden, hidden)), act(),
+        init(nn.Linear(hidden, out_dim), std=out_std),
     )
 
 
@@ -305,12 +428,12 @@ def numpy_weights(net: nn.Sequential) -> list:
             for m in net if isinstance(m, nn.Linear)]
 
 
-def numpy_mlp(layers: list, x: np.ndarray) -> np.ndarray:
-    """The forward pass of mlp() in numpy: tanh after every layer but the last. x (B, in) -> (B, out)."""
+def numpy_mlp(layers: list, x: np.ndarray, activation: str = "tanh") -> np.ndarray:
+    """The forward pass of mlp() in numpy: tanh (or ReLU) after every layer but the last. x (B, in) -> (B, out)."""
     for i, (w_t, b) in enumerate(layers):
         x = x @ w_t + b
         if i < len(layers) - 1:
-            x = np.tanh(x)
+            x = np.tanh(x) if activation == "tanh" else np.maximum(x, 0)
     return x
 
 
@@ -322,14 +445,15 @@ class Agent(nn.Module):
     learned log-std (a free parameter vector, as in the PPO paper's MuJoCo experiments).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int):
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, activation: str = "tanh",
+                 ortho_init: bool = True, init_log_std: float = 0.0):
         super().__init__()
         self.discrete = discrete
-        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0)
-        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01)
+        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0, activation=activation, ortho_init=ortho_init)
+        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01, activation=activation, ortho_init=ortho_init)
         # log σ, shape (act_dim,); unused (and untrained) for discrete actions, kept so that checkpoints
         # of both kinds have the same keys.
-        self.log_std = nn.Parameter(torch.zeros(act_dim), requires_grad=not discrete)
+        self.log_std = nn.Parameter(torch.full((act_dim,), init_log_std), requires_grad=not discrete)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V_φ(s): (B, obs_dim) -> (B,)"""
@@ -577,7 +701,14 @@ def main(args: Args) -> dict:
     resumed = None  # the checkpoint.pt of the run that --resume continues
     if args.resume is not None:
         args, resumed = resume_args(args, "ppo.py")
+    preset = resolve_preset(args)
     check_args(args)
+    if preset is not None:
+        print(f"ppo.py: preset '{preset}' for {args.env} ({PRESETS[preset]['source']}); flags given on the command "
+              f"line override it, --preset none runs the plain defaults", flush=True)
+    elif args.resume is None and args.checkpoint is None and args.env.split("-v")[0] not in PRESETS:
+        print(f"ppo.py: note: no preset for {args.env}: running on the Args defaults (CleanRL's MuJoCo settings)",
+              flush=True)
     # Create the output folders first, so that a bad path fails now and not after an hour of training.
     for folder in filter(None, (args.runs_dir, args.save_expert)):
         make_output_folder(folder)
@@ -593,7 +724,8 @@ def main(args: Args) -> dict:
     low, high = (None, None) if discrete else (probe.action_space.low, probe.action_space.high)
     probe.close()
 
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation, args.ortho_init,
+                  args.init_log_std).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
     if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
         agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
@@ -674,7 +806,7 @@ def main(args: Args) -> dict:
                 for t in range(T):
                     global_step += N
                     obs_buf[t] = obs
-                    out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                    out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ_θ(s_t), (N, A)
                     if discrete:
                         action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
                         env_action = action
@@ -861,8 +993,12 @@ class StopSignals:
     writes checkpoint.pt and stops. A second signal interrupts at once (the last checkpoint.pt stays as it was)."""
 
     def __enter__(self):
-        self.received = None
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.received, self.previous = None, {}
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.previous[s] = signal.signal(s, self.handle)
+        except ValueError:  # not the main thread (main() called from a worker thread): no handlers, no stop
+            pass
         return self
 
     def handle(self, signum, frame) -> None:
@@ -943,7 +1079,10 @@ def set_env_state(state: Optional[bytes]) -> gym.Env:
 
 def save_training_state(run_dir: str, state: dict) -> None:
     """Write run_dir/checkpoint.pt atomically: the caller's state plus the global random states."""
-    atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+    try:
+        atomic_torch_save({**state, "rng": rng_states()}, os.path.join(run_dir, "checkpoint.pt"))
+    except OSError as err:  # a full disk, a folder gone: the previous checkpoint.pt, if any, is still whole
+        raise UserError(f"cannot write {os.path.join(run_dir, 'checkpoint.pt')}: {err.strerror}") from None
 
 
 def resume_args(args, script: str):
@@ -959,16 +1098,20 @@ def resume_args(args, script: str):
         raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
                         f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
     try:
-        with open(os.path.join(run_dir, "args.json")) as f:
-            stored = json.load(f)
         # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
         # torch.load of a file from someone else can run code.
         state = torch.load(path, map_location="cpu", weights_only=False)
-        resumed = dataclasses.replace(type(args)(**stored), resume=run_dir)
     except Exception as err:
-        raise UserError(f"cannot resume from '{run_dir}': {str(err).strip().splitlines()[0][:200]}") from None
+        raise UserError(f"cannot resume from '{path}': {(str(err).strip() or type(err).__name__).splitlines()[0][:200]}"
+                        ) from None
     if not isinstance(state, dict) or state.get("script") != script:
-        raise UserError(f"'{path}' is not a checkpoint written by {script}")
+        raise UserError(f"cannot resume from '{path}': it is not a checkpoint written by {script}")
+    try:
+        with open(os.path.join(run_dir, "args.json")) as f:
+            resumed = dataclasses.replace(type(args)(**json.load(f)), resume=run_dir)
+    except Exception as err:
+        raise UserError(f"cannot resume from '{run_dir}': its args.json does not fit {script} "
+                        f"({(str(err).strip() or type(err).__name__).splitlines()[0][:200]})") from None
     return resumed, state
 
 
@@ -1041,7 +1184,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
     if ckpt["env"] != args.env:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     args.hidden_size, args.clip_obs = ckpt["args"]["hidden_size"], ckpt["args"]["clip_obs"]
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    args.activation = ckpt["args"].get("activation", "tanh")  # (older model.pt files predate the field: tanh)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation).to(device)
     agent.load_state_dict(ckpt["agent"])
     obs_rms = None
     if ckpt["obs_rms"] is not None:
@@ -1142,7 +1286,7 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
 
 if __name__ == "__main__":
     try:
-        main(tyro.cli(Args))
+        main(parse_args())
     except UserError as err:
         sys.exit(f"ppo.py: error: {err}")
     except Interrupted as err:

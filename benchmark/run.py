@@ -8,10 +8,11 @@ the harness writes benchmark/results/<name>.json (every seed's summary, the mean
 exact commands) and prints the README table row. Runs go one after another unless --jobs > 1; SPS is only
 comparable between runs made under the same load, so the results file records the jobs count.
 A seed that finished (benchmark/runs/<name>/<env>__seed<N>.summary.json, with the same command) is not run again,
-so an interrupted benchmark resumes where it stopped.
+so an interrupted benchmark resumes where it stopped; a seed stopped halfway continues from its checkpoint.pt.
 A later issue adds its rows by calling this with its own script and arguments.
 """
 import argparse
+import glob
 import json
 import os
 import platform
@@ -37,7 +38,13 @@ def run_one(script: str, env: str, seed: int, runs_dir: str, extra: list) -> dic
             print(f"benchmark: seed {seed} already done ({done['run_dir']}); reusing its summary", flush=True)
             return done
     log_path = os.path.join(runs_dir, f"{env}__seed{seed}.log")
-    with open(log_path, "w") as log:
+    # A seed stopped halfway (the job was ended: SIGTERM writes checkpoint.pt, and --checkpoint-every keeps one
+    # anyway) continues from its checkpoint with --resume; the scripts resume bit for bit, so the result is the same.
+    unfinished = sorted(glob.glob(os.path.join(runs_dir, f"{env}__*__{seed}__*", "checkpoint.pt")))
+    if unfinished and os.path.exists(log_path):
+        cmd = [sys.executable, script, "--resume", os.path.relpath(os.path.dirname(unfinished[-1]), ROOT)]
+        print(f"benchmark: seed {seed} resumes from {unfinished[-1]}", flush=True)
+    with open(log_path, "a" if unfinished else "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark: seed {seed} failed (exit {proc.returncode}); see {log_path}")

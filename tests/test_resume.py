@@ -266,6 +266,9 @@ def test_bad_resume_requests_get_one_line(tmp_path, name):
         script.main(script.Args(resume=str(run_dir)))
     with pytest.raises(script.UserError, match="drop --seed"):
         script.main(script.Args(resume=str(run_dir), seed=3))
+    torch.save({"script": "another.py"}, run_dir / "checkpoint.pt")  # another script's run
+    with pytest.raises(script.UserError, match=f"not a checkpoint written by {name}.py"):
+        script.main(script.Args(resume=str(run_dir)))
     (run_dir / "model.pt").write_bytes(b"")
     (run_dir / "checkpoint.pt").unlink()
     with pytest.raises(script.UserError, match="finished run"):
