@@ -93,7 +93,8 @@ class Args:
     checkpoint: Optional[str] = None
     """skip training: load this model.pt written by bc.py and evaluate it"""
     checkpoint_every: int = 10_000
-    """write <run dir>/checkpoint.pt (all that --resume needs) every this many training steps; 0: only on Ctrl-C/SIGTERM"""
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many training steps;
+    0: only on Ctrl-C/SIGTERM"""
     resume: Optional[str] = None
     """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
@@ -740,8 +741,9 @@ def env_state(env: gym.Env):
     unwrapped = env.unwrapped
     data = getattr(unwrapped, "data", None)
     data = data if type(data).__name__ == "MjData" else None
-    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
-        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    spaces = (env.action_space.np_random, env.observation_space.np_random)  # (a re-created MuJoCo env has new spaces)
+    try:
+        return pickle.dumps((env, unwrapped.np_random, data, *spaces))
     except Exception as err:
         print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
               f"cannot be resumed", file=sys.stderr)
@@ -779,7 +781,8 @@ def resume_args(args, script: str):
     if not os.path.isfile(path):
         done = os.path.isfile(os.path.join(run_dir, "model.pt"))
         raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
-                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+                        f"--resume: '{run_dir}' holds no checkpoint.pt "
+                        f"(written on Ctrl-C and every --checkpoint-every)")
     try:
         # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
         # torch.load of a file from someone else can run code.

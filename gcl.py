@@ -1268,8 +1268,9 @@ def env_state(env: gym.Env):
     unwrapped = env.unwrapped
     data = getattr(unwrapped, "data", None)
     data = data if type(data).__name__ == "MjData" else None
-    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
-        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    spaces = (env.action_space.np_random, env.observation_space.np_random)  # (a re-created MuJoCo env has new spaces)
+    try:
+        return pickle.dumps((env, unwrapped.np_random, data, *spaces))
     except Exception as err:
         print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
               f"cannot be resumed", file=sys.stderr)
@@ -1307,7 +1308,8 @@ def resume_args(args, script: str):
     if not os.path.isfile(path):
         done = os.path.isfile(os.path.join(run_dir, "model.pt"))
         raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
-                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+                        f"--resume: '{run_dir}' holds no checkpoint.pt "
+                        f"(written on Ctrl-C and every --checkpoint-every)")
     try:
         # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
         # torch.load of a file from someone else can run code.

@@ -18,11 +18,12 @@ Pseudocode (the step tags appear in the training loop below):
         [S4] log; with the KL objective, double or halve β against the KL target
 
 Run:
-    python ppo.py --env Hopper-v4                       # MuJoCo defaults, 1M steps
-    python ppo.py --env CartPole-v1 --total-timesteps 100000 --num-envs 4 --num-steps 128 \
-        --num-minibatches 4 --update-epochs 4 --ent-coef 0.01 --learning-rate 2.5e-4
+    python ppo.py --env Hopper-v4          # the env's preset (PRESETS, beside Args): here 1M steps, CleanRL's settings
+    python ppo.py --env CartPole-v1        # 100k steps; any flag given by hand overrides the preset
+    python ppo.py --env Pendulum-v1 --preset none    # the plain Args defaults
 What a working run reaches (README "Results" gives the command behind each number):
-    Hopper-v4 ≈ 2,500–3,000 at 1M steps; CartPole-v1 500 within 100k steps; InvertedPendulum-v4 1000 within 150k.
+    Hopper-v4 ≈ 3,200 at 1M steps; CartPole-v1 500 within 100k steps; Pendulum-v1 ≈ −145 within 100k;
+    InvertedPendulum-v4 1000 within 150k.
 
 Gymnasium 1.x, done right:
   - vector envs autoreset in SAME_STEP mode: the step that ends an episode returns the first observation
@@ -1057,8 +1058,9 @@ def env_state(env: gym.Env):
     unwrapped = env.unwrapped
     data = getattr(unwrapped, "data", None)
     data = data if type(data).__name__ == "MjData" else None
-    try:  # (the spaces' generators too: a re-created MuJoCo env has fresh spaces)
-        return pickle.dumps((env, unwrapped.np_random, data, env.action_space.np_random, env.observation_space.np_random))
+    spaces = (env.action_space.np_random, env.observation_space.np_random)  # (a re-created MuJoCo env has new spaces)
+    try:
+        return pickle.dumps((env, unwrapped.np_random, data, *spaces))
     except Exception as err:
         print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
               f"cannot be resumed", file=sys.stderr)
@@ -1096,7 +1098,8 @@ def resume_args(args, script: str):
     if not os.path.isfile(path):
         done = os.path.isfile(os.path.join(run_dir, "model.pt"))
         raise UserError(f"'{run_dir}' holds a finished run (model.pt), nothing to resume" if done else
-                        f"--resume: '{run_dir}' holds no checkpoint.pt (written on Ctrl-C and every --checkpoint-every)")
+                        f"--resume: '{run_dir}' holds no checkpoint.pt "
+                        f"(written on Ctrl-C and every --checkpoint-every)")
     try:
         # weights_only=False: the file holds random-generator states and pickled envs. It is this run's own file;
         # torch.load of a file from someone else can run code.

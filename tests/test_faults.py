@@ -112,6 +112,15 @@ def test_a_bad_seed_on_the_command_line_is_one_line_and_creates_nothing(tmp_path
     ("awr", ["--obs-norm-samples", "0"], "--obs-norm-samples"),
     ("awr", ["--obs-norm-samples", "-5"], "--obs-norm-samples"),
     ("bc", ["--env", "CartPole-v1", "--subsample", "100000"], "--subsample"),
+    # one-sample minibatches: advantage normalisation divides by the std of one number
+    ("ppo", ["--env", "CartPole-v1", "--num-envs", "1", "--total-timesteps", "128", "--num-steps", "64",
+             "--num-minibatches", "64"],
+     "--norm-adv"),
+    ("gail", ["--env", "Pendulum-v1", "--num-steps", "1", "--num-minibatches", "1", "--disc-minibatches", "1"],
+     "--norm-adv"),
+    ("gcl", ["--env", "Pendulum-v1", "--num-steps", "1", "--num-minibatches", "1"], "--norm-adv"),
+    ("ppo", ["--checkpoint-every", "-1"], "--checkpoint-every"),
+    ("soft_q", ["--checkpoint-every", "-1"], "--checkpoint-every"),
 ])
 def test_nonsensical_arguments_get_one_line(tmp_path, name, argv, needle):
     result = run_script(f"{name}.py", *argv, "--runs-dir", str(tmp_path / "runs"))

@@ -202,7 +202,7 @@ def test_a_second_signal_interrupts_at_once():
 
 # A learning rate of 1e6 drives every learner's losses and weights to NaN or inf within a few updates.
 NAN = {
-    "ppo": ["--env", "Pendulum-v1", "--learning-rate", "1e6", "--total-timesteps", "2048", "--num-steps", "512"],
+    "ppo": ["--env", "Pendulum-v1", "--learning-rate", "1e6", "--total-timesteps", "4096"],
     "reinforce": ["--env", "Pendulum-v1", "--learning-rate", "1e6", "--total-timesteps", "4000", "--batch-steps", "1000"],
     "awr": ["--env", "Pendulum-v1", "--learning-rate", "1e6", "--total-timesteps", "512", "--samples-per-iter", "256",
             "--value-steps", "20", "--policy-steps", "20"],
