@@ -33,7 +33,7 @@ Run:
     python dagger.py                                  # Hopper-v4 with its shipped expert
     python dagger.py --env CartPole-v1 --rounds 4     # discrete actions
     python dagger.py --env Walker2d-v4 --beta-schedule exponential --beta-p 0.5
-What a working run reaches (README "Results" gives the command behind each number): Hopper-v4, 1.00 of the
+What a working run reaches (docs/dagger.md gives the command behind each number): Hopper-v4, 1.00 of the
 expert's return with ~20k labels (defaults); on InvertedPendulum-v4 (--rounds 2 --episodes-per-round 1), π̂_2,
 behaviour cloning of one expert episode, falls after 233 steps, and π̂_3, trained on those states relabelled, balances
 for 1000 (tests/test_imitation_learning.py).

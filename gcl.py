@@ -32,7 +32,7 @@ Run:
     python gcl.py --env Pendulum-v1 --total-timesteps 300000 --num-envs 4 --num-steps 512 --gamma 0.9 \
         --learning-rate 1e-3 --num-minibatches 16 --lcr-coef 1
     python gcl.py --env Pendulum-v1 ... --segment-length 10     # weights over 10-step segments (see DEVIATION)
-What a working run reaches (README "Results" gives the command behind each number): Hopper-v4 with the defaults
+What a working run reaches (docs/gcl.md gives the command behind each number): Hopper-v4 with the defaults
 (seed 1), 0.97 of the expert's return at 500k steps and 0.99 at 1M; Pendulum-v1 with the command above, −138 with
 seed 1 after 300k steps, where the expert gets −146 and a random policy −1,091 on the same 10 start states
 (tests/test_gcl_learning.py). These were measured before the background set stored copies of its batches (until

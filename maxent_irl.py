@@ -33,7 +33,7 @@ Run:
     python maxent_irl.py                                   # the built-in 10×10 gridworld (seconds on a CPU)
     python maxent_irl.py --env FrozenLake-v1               # gymnasium's slippery lake, from env.unwrapped.P
     python maxent_irl.py --features coords --reward-model mlp   # a network reward on (row, col) features
-What a working run reaches (README "Results", with the commands): with the defaults (200 demos, 200 iterations) the
+What a working run reaches (docs/maxent_irl.md, with the commands): with the defaults (200 demos, 200 iterations) the
 MaxEnt-optimal policy under the learned reward earns 1.000 of the expert's true return on the gridworld and
 0.990 ± 0.007 on FrozenLake-v1 (3 seeds; EVD ≈ 0), in seconds on a CPU.
 
@@ -49,7 +49,7 @@ Deviations from the paper and the notes:
   - GOTCHA: on stochastic dynamics P(τ|w) ∝ e^{R(τ)} Π P is only an approximation of behaviour (the "≈" in notes
     000): notes 000's backward pass lets the trajectory "choose its luck", log Z_a = r + log E_{s'}[e^{log Z_s'}]
     (optimistic). On FrozenLake, where each action slips to one of three cells, every action then has a lucky outcome
-    and π_t stays near uniform whatever the reward: --backup ziebart learns nothing there (README). The default,
+    and π_t stays near uniform whatever the reward: --backup ziebart learns nothing there (docs/maxent_irl.md). The default,
     --backup soft, is notes 001's soft Bellman backup, Q = r + E_{s'}[V], V = log Σ_a e^Q (maximum causal entropy,
     Ziebart 2010): the expectation over s' moves outside the log. On deterministic dynamics the two are identical
     (one s' per action), which is where the tests compare them with enumeration.
@@ -119,7 +119,7 @@ class Args:
     horizon: Optional[int] = None
     """H, states per trajectory (H − 1 actions); default 2N for the gridworld, the env's time limit + 1 otherwise"""
     num_demos: int = 200
-    """m: expert demonstrations (FrozenLake-v1 needs about 200: README, "maxent_irl.py")"""
+    """m: expert demonstrations (FrozenLake-v1 needs about 200: docs/maxent_irl.md)"""
 
     # --- the reward model and its optimisation ---
     features: Literal["onehot", "coords"] = "onehot"
@@ -487,7 +487,7 @@ def plans_under(reward: torch.Tensor, true_reward: torch.Tensor, next_state: tor
     GOTCHA: the hard one can be much worse where episodes end. The soft model earns an entropy bonus, log Σ_a e^{Q},
     at every step it is still alive; the learned r_θ compensates for it, so it is negative on states where the
     expert merely lingers. Plan under r_θ without the bonus, and ending the episode early (in a hole) looks good:
-    FrozenLake-v1, README.
+    FrozenLake-v1, docs/maxent_irl.md.
     """
     log_pi, _ = backward_pass(reward, next_state, prob, horizon, backup)  # (H, S, A)
     plan = log_pi.argmax(-1)  # (H, S)

@@ -42,13 +42,13 @@ Run:
     python mppi.py --env InvertedPendulum-v4              # MuJoCo, mujoco.rollout
     python mppi.py --model learned                        # Pendulum-v1 from collected data, no simulator in the planner
     python mppi.py --env Hopper-v4 --eval-episodes 1      # shaped planning reward, 4 control points over 100 steps
-What a run reaches (README "Results" gives the command behind each number; 3 seeds, one CPU core):
+What a run reaches (docs/mppi.md gives the command behind each number; 3 seeds, one CPU core):
     Pendulum-v1, true model: −125 per episode (worst −252 of 30), 0.89 ms per control step;
     Pendulum-v1, learned model from 2,000 env steps of data: −139 (worst −262), ~12 ms per control step;
     InvertedPendulum-v4, true model, K = 30, H = 5, terminal value: 1000 of 1000 steps in 30 of 30 episodes, 5.7 ms
     per control step;
     Hopper-v4, true model, shaped reward on 4 control points: 782 ± 520 (310, 530, 1,507), every episode falls (the
-    issue's ≥ 2,000 is not met), 446 ms per control step; with the env's own reward 443 ± 54. These are from reset
+    target ≥ 2,000 is not met), 446 ms per control step; with the env's own reward 443 ± 54. These are from reset
     10000, one of those the preset was tuned on; from reset 30000, never used in tuning: 1,611 ± 676.
 
 Deviations from the papers:
@@ -172,7 +172,7 @@ class Args:
 
 
 # Per-env planner settings, used where the command line leaves K, H, λ or σ out (None), chosen by the runs behind the
-# README's MPPI table; an env not listed (--model learned on any Box env) gets Pendulum's.
+# docs/mppi.md's table; an env not listed (--model learned on any Box env) gets Pendulum's.
 PRESETS = {
     "Pendulum": dict(num_samples=100, horizon=15, temperature=1.0, noise_std=1.0, knots=0),
     "InvertedPendulum": dict(num_samples=30, horizon=5, temperature=1.0, noise_std=0.3, knots=0),
@@ -538,13 +538,13 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
     Why not the env's own reward (--hopper-reward env): 1 + ẋ per step pays for speed now, and a sample of 0.3–0.8 s
     that dives forward (ẋ → 3.5 while the torso sinks from 1.25 to 0.7) out-earns one that stays up, because no sampled
     sequence lives long enough to see what the dive costs later. It falls after 120–280 steps (return ~300–860) whatever
-    K, H, λ, σ or the knots were in earlier development runs; the README's row: 443 ± 54. Here the speed is a target,
+    K, H, λ, σ or the knots were in earlier development runs; docs/mppi.md's row: 443 ± 54. Here the speed is a target,
     not a payment (ẋ beyond 2.5 costs), the torso's height and angle are held near their standing values at every step,
     where the env only checks them against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any
     upright state usually does (standing still costs 3·2.5² ≈ 19), so dying early rarely pays. The weights are from a
     handful of one-episode development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below
     0.7 within 265–438 steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It
-    is not reliable yet: the benchmark's episodes still fall (README); a fall cost of 100 is too careful (~1 per step).
+    is not reliable yet: the benchmark's episodes still fall (docs/mppi.md); a fall cost of 100 is too careful (~1 per step).
     Other costs, more samples, a cheaper integrator and a terminal value fitted to the planner's own episodes did not
     make it steadier either (benchmark/mppi_hopper_dev.py's docstring).
     """

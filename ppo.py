@@ -21,7 +21,7 @@ Run:
     python ppo.py --env Hopper-v4          # the env's preset (PRESETS, beside Args): here 1M steps, CleanRL's settings
     python ppo.py --env CartPole-v1        # 100k steps; any flag given by hand overrides the preset
     python ppo.py --env Pendulum-v1 --preset none    # the plain Args defaults
-What a working run reaches (README "Results" gives the command behind each number):
+What a working run reaches (docs/ppo.md gives the command behind each number):
     Hopper-v4 ≈ 3,200 at 1M steps; CartPole-v1 500 within 100k steps; Pendulum-v1 ≈ −145 within 100k;
     InvertedPendulum-v4 1000 within 150k.
 
@@ -216,7 +216,7 @@ PRESETS = {
     "Swimmer": dict(
         source=f"{ZOO} Swimmer-v3 (Stable-Baselines3's PPO defaults with γ = 0.9999)",
         args=dict(total_timesteps=1_000_000, gamma=0.9999, anneal_lr=False, clip_vloss=False, vf_coef=1.0)),
-    "Hopper": dict(source=f"{MUJOCO_DEFAULTS}: 3,205 ± 531 at 1M over 3 seeds (README), above the zoo's tuned 2,410",
+    "Hopper": dict(source=f"{MUJOCO_DEFAULTS}: 3,205 ± 531 at 1M over 3 seeds (docs/ppo.md), above the zoo's tuned 2,410",
                    args=dict(total_timesteps=1_000_000)),
     "Walker2d": dict(
         source=f"{ZOO} Walker2d-v3",

@@ -2,7 +2,7 @@
 environment steps, 3 seeds, beside gail.py's row on the same expert, as one command.
 
     python benchmark/gcl.py               # run the seeds not yet in benchmark/results (resumes seed by seed)
-    python benchmark/gcl.py --table-only  # reprint the README table from the results files
+    python benchmark/gcl.py --table-only  # reprint docs/gcl.md's table from the results files
 
 One benchmark/run.py call: gcl.py with its defaults, 1M steps, an evaluation at 500k (--eval-at-steps) and a final one
 at 1M, 20 episodes each. Results go to benchmark/results/gcl_hopper_25demos_1m.json. The fraction is the deterministic

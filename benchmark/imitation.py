@@ -1,4 +1,4 @@
-"""Benchmark of bc.py and dagger.py against the shipped experts: the README's imitation tables and the plot.
+"""Benchmark of bc.py and dagger.py against the shipped experts: docs/bc.md's imitation tables and the plot.
 
     python benchmark/imitation.py                 # everything (about an hour on 2 cores, 2 runs at a time)
     python benchmark/imitation.py --table-only    # print the tables and redraw the plot from the results file

@@ -1,4 +1,4 @@
-"""Benchmark of maxent_irl.py: the README's tables.
+"""Benchmark of maxent_irl.py: docs/maxent_irl.md's tables.
 
     python benchmark/maxent_irl.py                # everything (a few minutes on one CPU core)
     python benchmark/maxent_irl.py --table-only   # reprint the tables from benchmark/results/maxent_irl.json

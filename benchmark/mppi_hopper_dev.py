@@ -1,6 +1,6 @@
 """Development runs of mppi.py's Hopper planner: one episode, one variant of the shaped cost, printed every 50 steps.
 
-The README's "development episodes" (the planner's noise from numpy seed 0, one rollout thread), each
+docs/mppi.md's "development episodes" (the planner's noise from numpy seed 0, one rollout thread), each
 `python benchmark/mppi_hopper_dev.py` with:
     --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,980, 1000 steps
     --v 2.0 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,829, 1000 steps

@@ -1,7 +1,7 @@
 """The lecture's variance-reduction ablation of REINFORCE on CartPole-v1, as one command.
 
     python benchmark/reinforce_ablation.py              # ~10 min on 2 cores (2 runs at a time)
-    python benchmark/reinforce_ablation.py --table-only # reprint the README table from the results files
+    python benchmark/reinforce_ablation.py --table-only # reprint docs/reinforce.md's table from the results files
 
 For each variant, 5 seeds of reinforce.py with everything at its default except the switches named, until the
 last 10 training episodes average ≥ 475 or 300k steps (benchmark/run.py, results in
@@ -17,7 +17,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET = ["--total-timesteps", "300000", "--target-return", "475"]
-# (results name, switches, README label, estimator name in reinforce_variance.json)
+# (results name, switches, table label, estimator name in reinforce_variance.json)
 VARIANTS = [
     ("total", ["--returns", "total", "--baseline", "none", "--no-norm-adv"], "total return r(τ)", "total"),
     ("rtg", ["--baseline", "none", "--no-norm-adv"], "reward-to-go Q̂_t", "reward_to_go"),

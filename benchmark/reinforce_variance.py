@@ -16,7 +16,7 @@ batch the estimate ĝ of ∇_θ J of each estimator, all from the same trajector
 and reports tr Cov[ĝ] (the summed variance over all policy parameters), ‖E ĝ‖², and their ratio, the relative
 variance: the number of batches you would need to average for the noise to equal the signal. The ratio is free of
 the estimator's scale, so the normalised estimator (whose scale differs) compares fairly. Results go to
-benchmark/results/reinforce_variance.json and the README table row(s) are printed.
+benchmark/results/reinforce_variance.json and docs/reinforce.md's table row(s) are printed.
 """
 import argparse
 import json

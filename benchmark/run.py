@@ -5,7 +5,7 @@
 
 Each run writes its usual run directory under benchmark/runs/<name>/ (TensorBoard events, model, summary);
 the harness writes benchmark/results/<name>.json (every seed's summary, the mean and std over seeds, the
-exact commands) and prints the README table row. Runs go one after another unless --jobs > 1; SPS is only
+exact commands) and prints the docs' table row. Runs go one after another unless --jobs > 1; SPS is only
 comparable between runs made under the same load, so the results file records the jobs count.
 A seed that finished (benchmark/runs/<name>/<env>__seed<N>.summary.json, with the same command) is not run again,
 so an interrupted benchmark resumes where it stopped; a seed stopped halfway continues from its checkpoint.pt.

@@ -2,11 +2,11 @@
 
     python benchmark/soft_q.py                        # every row not yet in benchmark/results
     python benchmark/soft_q.py --envs CartPole-v1     # some envs only
-    python benchmark/soft_q.py --table-only           # reprint the README table from the results files
+    python benchmark/soft_q.py --table-only           # reprint docs/soft_q.md's table from the results files
 
 Each (script, env) is one benchmark/run.py call (results in benchmark/results/<script>_<env>_<steps>.json); a row whose
 results file exists is skipped, so an interrupted benchmark resumes. soft_q.py runs with its defaults; ppo.py with the
-settings the README gives for each kind of task (its CartPole settings for the discrete envs, its defaults for the
+settings docs/ppo.md gives for each kind of task (its CartPole settings for the discrete envs, its defaults for the
 continuous ones), for the same number of steps. The paper publishes no table for these tasks.
 """
 import argparse
@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # env: env steps
 BUDGETS = {"CartPole-v1": 100_000, "Acrobot-v1": 100_000, "Pendulum-v1": 30_000, "Hopper-v4": 300_000}
 PPO_DISCRETE = ["--num-envs", "4", "--num-steps", "128", "--num-minibatches", "4", "--update-epochs", "4",
-                "--ent-coef", "0.01", "--learning-rate", "2.5e-4"]  # README quick start, CartPole-v1
+                "--ent-coef", "0.01", "--learning-rate", "2.5e-4"]  # ppo.py's CartPole-v1 preset
 SCRIPTS = ("soft_q.py", "ppo.py")
 
 

@@ -50,7 +50,7 @@ def discriminator_gap(summary: dict, env_id: str) -> float:
 # such help: with an untrained D seeds 1–3 end at −764, −1,102, −1,589 (median −0.01 of the way), with swapped
 # labels at −1,464, −1,285, −1,472 (median −0.39).
 GAP = 1.0
-# ppo.py's CartPole settings (README), with which its expert was made
+# ppo.py's CartPole preset, with which its expert was made
 CARTPOLE = dict(env="CartPole-v1", seed=1, total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4,
                 update_epochs=4, ent_coef=0.01, learning_rate=2.5e-4)
 

@@ -1,7 +1,7 @@
 """gcl.py learns from the shipped experts: a seeded run on Pendulum-v1 reaches a stated fraction of the way from a
 random policy to the expert, on the true return, within a stated budget.
 
-Measured with seed 1 on one core (README "gcl.py" gives the command): Pendulum-v1 gets −138 within 300k steps in ~3
+Measured with seed 1 on one core (docs/gcl.md gives the command): Pendulum-v1 gets −138 within 300k steps in ~3
 min, 1.01 of the way from a random policy (−1,091) to the expert (−146) on the same 10 start states. (Before the
 background set stored copies of its batches, the same run got −114, and −127 on an AMD EPYC machine: a run's numbers
 depend on the CPU's floating point.)
