@@ -56,7 +56,10 @@ defaults, each with its source in Args. Where the code departs from the paper's 
     next), so each iteration adds exactly `samples_per_iter` steps; the released code collects whole episodes.
 """
 
+
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+from __future__ import annotations  # (a type in a signature may be defined further down)
+
 import copy
 import dataclasses
 import importlib.util
@@ -83,6 +86,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 # ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
 @dataclass
+
+
 class Args:
     # --- common to every script (CONTRIBUTING.md) ---
     env: str = "CartPole-v1"
@@ -179,208 +184,6 @@ class Args:
     """clip normalised observations to ±clip_obs"""
 
 
-# ── Environment ────────────────────────────────────────────────────────────────────────────────────
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, without a traceback."""
-
-
-# >>> shared: common argument checks
-def check_common_args(args) -> None:
-    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
-    episodes = max(getattr(args, "eval_episodes", 1), 1)
-    if not 0 <= args.eval_seed <= 2**32 - episodes:
-        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
-                        f"not {args.eval_seed}")
-    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
-        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
-
-
-def make_output_folder(folder: str) -> None:
-    """Create `folder` and check that a file can be written in it, now rather than after the training."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
-# <<< shared: common argument checks
-
-
-def check_args(args: Args) -> None:
-    """Reject nonsensical arguments before anything is built."""
-    check_common_args(args)
-    rules = [
-        (args.beta > 0, "--beta must be positive"),
-        (args.weight_clip > 0, "--weight-clip must be positive"),
-        (0 <= args.gamma < 1, "--gamma must be in [0, 1) (the value network's output is scaled by 1/(1 − γ))"),
-        (0 <= args.td_lambda <= 1, "--td-lambda must be in [0, 1]"),
-        (args.samples_per_iter >= 1 and args.buffer_size >= args.samples_per_iter,
-         f"--buffer-size ({args.buffer_size}) must hold at least one iteration's samples (--samples-per-iter "
-         f"{args.samples_per_iter} ≥ 1)"),
-        (args.offline or args.checkpoint is not None or args.total_timesteps >= args.samples_per_iter,
-         f"--total-timesteps ({args.total_timesteps}) is smaller than one iteration (--samples-per-iter "
-         f"{args.samples_per_iter})"),
-        (args.offline or (args.demos is None and args.num_demos is None and args.random_episodes == 0),
-         "--demos, --num-demos and --random-episodes describe the fixed dataset of --offline: add --offline"),
-        (args.num_demos is None or args.num_demos >= 1, "--num-demos must be at least 1"),
-        (args.random_episodes >= 0, "--random-episodes must be >= 0"),
-        (args.offline_iterations >= 1, "--offline-iterations must be at least 1"),
-        ((args.learning_rate is None or args.learning_rate > 0) and args.value_learning_rate > 0,
-         "--learning-rate and --value-learning-rate must be positive"),
-        (0 <= args.momentum < 1, "--momentum must be in [0, 1)"),
-        (args.batch_size >= 1 and args.value_steps >= 1 and args.policy_steps >= 1,
-         "--batch-size, --value-steps and --policy-steps must be at least 1"),
-        (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
-        (args.action_std > 0, "--action-std must be positive"),
-        (args.bound_loss_weight >= 0, "--bound-loss-weight must be >= 0"),
-        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
-        (args.torch_threads >= 1, "--torch-threads must be at least 1"),
-        (args.clip_obs > 0, "--clip-obs must be positive"),
-        (not args.norm_obs or args.obs_norm_samples >= 1,
-         "--obs-norm-samples must be at least 1 (or pass --no-norm-obs to leave observations as they are)"),
-    ]
-    if args.checkpoint_every < 0:
-        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
-    for ok, message in rules:
-        if not ok:
-            raise UserError(message)
-
-
-# >>> shared: make_env
-def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
-    """gym.make with a one-line error for an unknown id or a missing dependency."""
-    try:
-        with warnings.catch_warnings():
-            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
-            warnings.filterwarnings("ignore", message=".*is out of date.*")
-            return gym.make(env_id, render_mode=render_mode)
-    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
-        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
-        raise UserError(f"cannot make environment '{env_id}': {err}") from None
-
-
-def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
-    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
-    obs_space, act_space = env.observation_space, env.action_space
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
-    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
-        return obs_space.shape[0], int(act_space.n), True
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
-        return obs_space.shape[0], act_space.shape[0], False
-    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
-    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
-# <<< shared: make_env
-
-# >>> shared: RunningMeanStd
-class RunningMeanStd:
-    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
-
-    def __init__(self, shape: tuple = ()):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
-
-    def update(self, x: np.ndarray) -> None:
-        """x: (B, *shape), a batch of new samples."""
-        n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
-        batch_mean = x.sum(axis=0) / n
-        batch_var = np.square(x - batch_mean).sum(axis=0) / n
-        total = self.count + n
-        delta = batch_mean - self.mean
-        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
-        self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
-        self.var = m2 / total
-        self.count = total
-# <<< shared: RunningMeanStd
-
-# >>> shared: experts
-DEMO_KEYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
-             "episode_returns", "episode_lengths", "metadata")
-
-
-def default_expert_path(env_id: str, filename: str) -> str:
-    """experts/<env_id>/<filename> beside this script, where the shipped experts live (CONTRIBUTING.md)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "experts", env_id, filename)
-
-
-def expert_hint(env_id: str) -> str:
-    return f"make one with: python ppo.py --env {env_id} --save-expert experts/{env_id}"
-
-
-def demos_metadata(path: str) -> dict:
-    """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
-    try:
-        with np.load(path) as data:
-            return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
-    except Exception as err:  # empty, truncated, not a zip, bad JSON
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert ({reason})") from None
-
-
-def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
-    """Read a demos.npz and check it belongs to env_id and fits its spaces; {key: array} plus "metadata" (dict)."""
-    if not os.path.isfile(path):
-        raise UserError(f"no expert demonstrations at '{path}'; {expert_hint(env_id)}")
-    try:
-        with np.load(path) as data:
-            demos = {key: data[key] for key in DEMO_KEYS}
-        demos["metadata"] = json.loads(str(demos["metadata"]))
-    except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
-        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
-                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}); "
-                        f"{expert_hint(env_id)}") from None
-    meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
-    if meta.get("env_id") != env_id:
-        raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
-    want_actions = (len(obs),) if discrete else (len(obs), act_dim)
-    if obs.ndim != 2 or obs.shape[1] != obs_dim or actions.shape != want_actions:
-        raise UserError(f"'{path}' has observations {obs.shape[1:]} and actions {actions.shape[1:]}, but {env_id} has "
-                        f"({obs_dim},) and {want_actions[1:]}; {expert_hint(env_id)}")
-    if int(demos["episode_lengths"].sum()) != len(obs):
-        raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
-                        f"but it holds {len(obs)}; {expert_hint(env_id)}")
-    for key in ("observations", "actions", "rewards", "next_observations"):
-        if demos[key].dtype.kind == "f" and not np.isfinite(demos[key]).all():
-            raise UserError(f"'{path}' has non-finite values (NaN or inf) in its {key}; {expert_hint(env_id)}")
-    return demos
-
-
-def load_expert_policy(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> nn.Module:
-    """Load a policy.pt2 (torch.export) and check it on a batch of zero observations; returns the callable module.
-
-    The program does not record its env, so the demos.npz beside it (when there is one) vouches for it, and the
-    shapes of what it returns must fit env_id's action space.
-    """
-    if not os.path.isfile(path):
-        raise UserError(f"no expert policy at '{path}'; {expert_hint(env_id)}")
-    beside = os.path.join(os.path.dirname(path), "demos.npz")
-    if os.path.isfile(beside):
-        other = demos_metadata(beside).get("env_id")
-        if other is not None and other != env_id:
-            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; {expert_hint(env_id)}")
-    try:
-        policy = torch.export.load(path).module()
-        with torch.no_grad():
-            out = policy(torch.zeros(2, obs_dim))  # (2, A) or (2,)
-    except Exception as err:
-        raise UserError(f"cannot use '{path}' as the expert of {env_id} (observations ({obs_dim},)): "
-                        f"{str(err).strip().splitlines()[0][:160]}; {expert_hint(env_id)}") from None
-    fits = (out.shape == (2,) and not out.is_floating_point()) if discrete else out.shape == (2, act_dim)
-    if not fits:
-        raise UserError(f"'{path}' returns actions of shape {tuple(out.shape[1:])} {out.dtype}, which do not fit "
-                        f"{env_id}'s action space; {expert_hint(env_id)}")
-    return policy
-# <<< shared: experts
-
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
 def relu_mlp(in_dim: int, hidden: tuple, out_dim: int, out_scale: Optional[float]) -> nn.Sequential:
     """in_dim -> hidden[0] -> ... -> out_dim with ReLU activations (released code: [128, 64]).
@@ -441,41 +244,7 @@ class Agent(nn.Module):
         return self.critic(obs).squeeze(-1) * self.value_scale
 
 
-class DeterministicPolicy(nn.Module):
-    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
-
-    Continuous: the Gaussian's mean, mapped from [−1, 1] back to the action bounds and clipped to them.
-    Discrete: the most likely action.
-    """
-
-    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
-                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
-        super().__init__()
-        self.actor = copy.deepcopy(actor).cpu().eval()
-        for p in self.actor.parameters():
-            p.requires_grad_(False)
-        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
-        if obs_rms is not None:
-            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
-            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
-        if not discrete:
-            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
-            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
-        x = obs
-        if self.normalize:
-            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
-        out = self.actor(x)
-        if self.discrete:
-            return out.argmax(dim=-1)
-        # a = centre + half_range · μ(s)
-        action = (self.high + self.low) / 2 + (self.high - self.low) / 2 * out
-        return torch.maximum(torch.minimum(action, self.high), self.low)
-
-
-# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
 # Notation (D: the buffer, B = |D| samples in the order they were collected; A = action dim or number of actions):
 #   code          symbol                                              shape
 #   obs           s_t (normalised)                                    (B, obs_dim)
@@ -629,7 +398,7 @@ def minibatch_indices(n: int, batch_size: int, steps: int, generator: torch.Gene
     return order[: steps * batch_size].view(steps, batch_size)
 
 
-# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+# ── Training loop [S1 collect -> S2 TD(λ) returns -> S3 fit V, then π -> S4 log] ───────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint), evaluate, save; returns the summary written to summary.json."""
     resumed = None  # the checkpoint.pt of the run that --resume continues
@@ -879,7 +648,333 @@ def main(args: Args) -> dict:
     return summary
 
 
-# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+class DeterministicPolicy(nn.Module):
+    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
+
+    Continuous: the Gaussian's mean, mapped from [−1, 1] back to the action bounds and clipped to them.
+    Discrete: the most likely action.
+    """
+
+    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+        super().__init__()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        for p in self.actor.parameters():
+            p.requires_grad_(False)
+        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        if obs_rms is not None:
+            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
+            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+        if not discrete:
+            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        x = obs
+        if self.normalize:
+            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+        out = self.actor(x)
+        if self.discrete:
+            return out.argmax(dim=-1)
+        # a = centre + half_range · μ(s)
+        action = (self.high + self.low) / 2 + (self.high - self.low) / 2 * out
+        return torch.maximum(torch.minimum(action, self.high), self.low)
+
+
+# >>> shared: run_episodes
+def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
+    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
+
+    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
+    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
+    and per-episode `episode_returns` and `episode_lengths`.
+    """
+    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total, length = False, 0.0, 0
+        while not done:
+            action = policy(np.asarray(obs, np.float32)[None])[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
+                steps[key].append(value)
+            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    out = {k: np.asarray(v) for k, v in steps.items()}
+    out["observations"] = out["observations"].astype(np.float32)
+    out["next_observations"] = out["next_observations"].astype(np.float32)
+    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
+    return out
+# <<< shared: run_episodes
+
+
+def torch_policy(module: nn.Module):
+    """Wrap a torch module as the numpy callable run_episodes expects."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs)).numpy()
+    return act
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
+           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
+    """model.pt, then the final deterministic evaluation, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "awr.py", "env": args.env, "args": dataclasses.asdict(args),
+            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
+        }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
+
+    summary = {
+        "script": "awr.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # 0 offline
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        **extra,
+    }
+    if "demo_return" in extra and len(eval_returns):
+        # eval return / the demos' return; only meaningful when returns are positive (not for Pendulum's costs)
+        summary["expert_fraction"] = (summary["eval_return_mean"] / extra["demo_return"]
+                                      if extra["demo_return"] > 0 else None)
+        if summary["expert_fraction"] is not None:
+            print(f"fraction of the demos' return ({extra['demo_return']:.1f}): {summary['expert_fraction']:.3f}")
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+# ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
+#    seeding, atomic writes, checkpoints and resume, loading and export
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
+    rules = [
+        (args.beta > 0, "--beta must be positive"),
+        (args.weight_clip > 0, "--weight-clip must be positive"),
+        (0 <= args.gamma < 1, "--gamma must be in [0, 1) (the value network's output is scaled by 1/(1 − γ))"),
+        (0 <= args.td_lambda <= 1, "--td-lambda must be in [0, 1]"),
+        (args.samples_per_iter >= 1 and args.buffer_size >= args.samples_per_iter,
+         f"--buffer-size ({args.buffer_size}) must hold at least one iteration's samples (--samples-per-iter "
+         f"{args.samples_per_iter} ≥ 1)"),
+        (args.offline or args.checkpoint is not None or args.total_timesteps >= args.samples_per_iter,
+         f"--total-timesteps ({args.total_timesteps}) is smaller than one iteration (--samples-per-iter "
+         f"{args.samples_per_iter})"),
+        (args.offline or (args.demos is None and args.num_demos is None and args.random_episodes == 0),
+         "--demos, --num-demos and --random-episodes describe the fixed dataset of --offline: add --offline"),
+        (args.num_demos is None or args.num_demos >= 1, "--num-demos must be at least 1"),
+        (args.random_episodes >= 0, "--random-episodes must be >= 0"),
+        (args.offline_iterations >= 1, "--offline-iterations must be at least 1"),
+        ((args.learning_rate is None or args.learning_rate > 0) and args.value_learning_rate > 0,
+         "--learning-rate and --value-learning-rate must be positive"),
+        (0 <= args.momentum < 1, "--momentum must be in [0, 1)"),
+        (args.batch_size >= 1 and args.value_steps >= 1 and args.policy_steps >= 1,
+         "--batch-size, --value-steps and --policy-steps must be at least 1"),
+        (len(args.hidden_sizes) >= 1 and min(args.hidden_sizes) >= 1, "--hidden-sizes needs at least one positive size"),
+        (args.action_std > 0, "--action-std must be positive"),
+        (args.bound_loss_weight >= 0, "--bound-loss-weight must be >= 0"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (args.torch_threads >= 1, "--torch-threads must be at least 1"),
+        (args.clip_obs > 0, "--clip-obs must be positive"),
+        (not args.norm_obs or args.obs_norm_samples >= 1,
+         "--obs-norm-samples must be at least 1 (or pass --no-norm-obs to leave observations as they are)"),
+    ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+
+# >>> shared: experts
+DEMO_KEYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
+             "episode_returns", "episode_lengths", "metadata")
+
+
+def default_expert_path(env_id: str, filename: str) -> str:
+    """experts/<env_id>/<filename> beside this script, where the shipped experts live (CONTRIBUTING.md)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "experts", env_id, filename)
+
+
+def expert_hint(env_id: str) -> str:
+    return f"make one with: python ppo.py --env {env_id} --save-expert experts/{env_id}"
+
+
+def demos_metadata(path: str) -> dict:
+    """The metadata dict of a demos.npz (its env id, return, command); {} if it has none."""
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    except Exception as err:  # empty, truncated, not a zip, bad JSON
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert ({reason})") from None
+
+
+def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:
+    """Read a demos.npz and check it belongs to env_id and fits its spaces; {key: array} plus "metadata" (dict)."""
+    if not os.path.isfile(path):
+        raise UserError(f"no expert demonstrations at '{path}'; {expert_hint(env_id)}")
+    try:
+        with np.load(path) as data:
+            demos = {key: data[key] for key in DEMO_KEYS}
+        demos["metadata"] = json.loads(str(demos["metadata"]))
+    except Exception as err:  # not a zip, a missing key, bad JSON: all mean "not a demos.npz"
+        raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert "
+                        f"({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}); "
+                        f"{expert_hint(env_id)}") from None
+    meta, obs, actions = demos["metadata"], demos["observations"], demos["actions"]
+    if meta.get("env_id") != env_id:
+        raise UserError(f"'{path}' holds demonstrations of {meta.get('env_id')}, not {env_id}; {expert_hint(env_id)}")
+    want_actions = (len(obs),) if discrete else (len(obs), act_dim)
+    if obs.ndim != 2 or obs.shape[1] != obs_dim or actions.shape != want_actions:
+        raise UserError(f"'{path}' has observations {obs.shape[1:]} and actions {actions.shape[1:]}, but {env_id} has "
+                        f"({obs_dim},) and {want_actions[1:]}; {expert_hint(env_id)}")
+    if int(demos["episode_lengths"].sum()) != len(obs):
+        raise UserError(f"'{path}': the episode lengths add up to {int(demos['episode_lengths'].sum())} steps, "
+                        f"but it holds {len(obs)}; {expert_hint(env_id)}")
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        if demos[key].dtype.kind == "f" and not np.isfinite(demos[key]).all():
+            raise UserError(f"'{path}' has non-finite values (NaN or inf) in its {key}; {expert_hint(env_id)}")
+    return demos
+
+
+def load_expert_policy(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> nn.Module:
+    """Load a policy.pt2 (torch.export) and check it on a batch of zero observations; returns the callable module.
+
+    The program does not record its env, so the demos.npz beside it (when there is one) vouches for it, and the
+    shapes of what it returns must fit env_id's action space.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"no expert policy at '{path}'; {expert_hint(env_id)}")
+    beside = os.path.join(os.path.dirname(path), "demos.npz")
+    if os.path.isfile(beside):
+        other = demos_metadata(beside).get("env_id")
+        if other is not None and other != env_id:
+            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; {expert_hint(env_id)}")
+    try:
+        policy = torch.export.load(path).module()
+        with torch.no_grad():
+            out = policy(torch.zeros(2, obs_dim))  # (2, A) or (2,)
+    except Exception as err:
+        raise UserError(f"cannot use '{path}' as the expert of {env_id} (observations ({obs_dim},)): "
+                        f"{str(err).strip().splitlines()[0][:160]}; {expert_hint(env_id)}") from None
+    fits = (out.shape == (2,) and not out.is_floating_point()) if discrete else out.shape == (2, act_dim)
+    if not fits:
+        raise UserError(f"'{path}' returns actions of shape {tuple(out.shape[1:])} {out.dtype}, which do not fit "
+                        f"{env_id}'s action space; {expert_hint(env_id)}")
+    return policy
+# <<< shared: experts
+
+
 # >>> shared: seeding
 def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     """Seed python, numpy and torch (environments are seeded at reset)."""
@@ -888,6 +983,7 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = torch_deterministic
 # <<< shared: seeding
+
 
 # >>> shared: atomic writes
 def atomic_write(path: str, write) -> None:
@@ -1067,45 +1163,6 @@ def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
     return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
 # <<< shared: checkpoints and resume
 
-# >>> shared: run_episodes
-def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
-    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
-
-    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
-    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
-    and per-episode `episode_returns` and `episode_lengths`.
-    """
-    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
-    if video_dir:
-        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
-    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
-    returns, lengths = [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, total, length = False, 0.0, 0
-        while not done:
-            action = policy(np.asarray(obs, np.float32)[None])[0]
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
-                steps[key].append(value)
-            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(length)
-    env.close()
-    out = {k: np.asarray(v) for k, v in steps.items()}
-    out["observations"] = out["observations"].astype(np.float32)
-    out["next_observations"] = out["next_observations"].astype(np.float32)
-    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
-    return out
-# <<< shared: run_episodes
-
-def torch_policy(module: nn.Module):
-    """Wrap a torch module as the numpy callable run_episodes expects."""
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(obs)).numpy()
-    return act
-
 
 def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
     """Rebuild the agent and observation statistics from a model.pt written by this script."""
@@ -1130,51 +1187,6 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
         obs_rms.count = ckpt["obs_rms"]["count"]
     return agent, obs_rms
-
-
-def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
-           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
-    """model.pt, then the final deterministic evaluation, summary.json."""
-    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
-    if args.save_model and args.checkpoint is None:
-        atomic_torch_save({
-            "script": "awr.py", "env": args.env, "args": dataclasses.asdict(args),
-            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
-            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
-                                                     "count": float(obs_rms.count)},
-        }, os.path.join(run_dir, "model.pt"))
-        remove_checkpoint(run_dir)
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-
-
-    summary = {
-        "script": "awr.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # 0 offline
-        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
-        "eval_episodes": len(eval_returns),
-        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
-        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
-        "eval_returns": [float(r) for r in eval_returns],
-        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
-        "checkpoint": args.checkpoint, "run_dir": run_dir,
-        **extra,
-    }
-    if "demo_return" in extra and len(eval_returns):
-        # eval return / the demos' return; only meaningful when returns are positive (not for Pendulum's costs)
-        summary["expert_fraction"] = (summary["eval_return_mean"] / extra["demo_return"]
-                                      if extra["demo_return"] > 0 else None)
-        if summary["expert_fraction"] is not None:
-            print(f"fraction of the demos' return ({extra['demo_return']:.1f}): {summary['expert_fraction']:.3f}")
-    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
-    if len(eval_returns):
-        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
-              f"episodes; run directory {run_dir}")
-    return summary
 
 
 if __name__ == "__main__":

@@ -55,7 +55,10 @@ Deviations from the paper and the notes:
     (one s' per action), which is where the tests compare them with enumeration.
 """
 
+
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+from __future__ import annotations  # (a type in a signature may be defined further down)
+
 import dataclasses
 import importlib.util
 import json
@@ -80,6 +83,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 # ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
 @dataclass
+
+
 class Args:
     # --- common to every script (CONTRIBUTING.md); IRL on a known MDP takes no environment steps to train, so it has
     # no --total-timesteps (its budget is --iterations), and no --capture-video (the reward picture is logged instead)
@@ -140,159 +145,7 @@ class Args:
     """compute the EVD and log the reward picture every this many iterations"""
 
 
-# ── Environment ────────────────────────────────────────────────────────────────────────────────────
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, without a traceback."""
-
-
-# >>> shared: common argument checks
-def check_common_args(args) -> None:
-    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
-    episodes = max(getattr(args, "eval_episodes", 1), 1)
-    if not 0 <= args.eval_seed <= 2**32 - episodes:
-        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
-                        f"not {args.eval_seed}")
-    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
-        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
-
-
-def make_output_folder(folder: str) -> None:
-    """Create `folder` and check that a file can be written in it, now rather than after the training."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
-# <<< shared: common argument checks
-
-
-def check_args(args: Args) -> None:
-    """Reject nonsensical arguments before anything is built."""
-    check_common_args(args)
-    rules = [
-        (args.grid_size >= 2, "--grid-size must be at least 2"),
-        (0 <= args.slip <= 1, "--slip must be a probability in [0, 1]"),
-        (args.horizon is None or args.horizon >= 2, "--horizon must be at least 2 (states per trajectory)"),
-        (args.num_demos >= 1, "--num-demos must be at least 1"),
-        (args.iterations >= 0 and args.log_every >= 1, "--iterations must be >= 0 and --log-every >= 1"),
-        (args.learning_rate > 0, "--learning-rate must be positive"),
-        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
-        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
-    ]
-    if args.checkpoint_every < 0:
-        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
-    for ok, message in rules:
-        if not ok:
-            raise UserError(message)
-
-
-class GridWorld(gym.Env):
-    """An N×N grid with a reward the reader can see, exposing its model the way gymnasium's FrozenLake does.
-
-    The true reward R(s), drawn for N = 10 (G: goal +1, L: lava −1, '.': 0; starts uniform over the '.' cells):
-        . . . . . L . . . .
-        . . . . . L . . . .
-        . . . . . L . . . .        Actions: 0 stay, 1 up, 2 right, 3 down, 4 left; a move off the grid stays.
-        . . . . . L . . . .        With probability `slip` the move is a uniformly random one of the five.
-        . . . . . L . . . .        The expert goes round the lava wall (its gap is the bottom two rows)
-        . . . . . L . . . .        to the goal and stays there; the step reward is R of the cell entered.
-        . . . . . L . . . .
-        . . . . . L . . . .
-        . . . . . . . . . .
-        . . . . . . . . . G
-    Like FrozenLake: P[s][a] = [(prob, next_state, reward, terminated), ...], initial_state_distrib, nrow, ncol, desc.
-    """
-
-    MOVES = [(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)]  # (drow, dcol) of actions 0..4
-
-    def __init__(self, size: int = 10, slip: float = 0.0):
-        self.nrow = self.ncol = size
-        desc = np.full((size, size), b".", dtype="S1")
-        desc[: max(size - 2, 1), size // 2] = b"L"
-        desc[size - 1, size - 1] = b"G"
-        self.desc = desc
-        reward = {b".": 0.0, b"L": -1.0, b"G": 1.0}
-        n, num_actions = size * size, len(self.MOVES)
-        self.observation_space, self.action_space = gym.spaces.Discrete(n), gym.spaces.Discrete(num_actions)
-        free = (desc == b".").reshape(-1).astype(np.float64)
-        self.initial_state_distrib = free / free.sum()
-
-        def move(s: int, a: int) -> int:
-            row, col = divmod(s, size)
-            dr, dc = self.MOVES[a]
-            row, col = min(max(row + dr, 0), size - 1), min(max(col + dc, 0), size - 1)
-            return row * size + col
-
-        self.P = {}
-        for s in range(n):
-            self.P[s] = {}
-            for a in range(num_actions):
-                outcomes = {}  # next state -> probability (several actions can lead to the same cell)
-                for b in range(num_actions):
-                    p = (1 - slip) * (a == b) + slip / num_actions
-                    if p > 0:
-                        s2 = move(s, b)
-                        outcomes[s2] = outcomes.get(s2, 0.0) + p
-                self.P[s][a] = [(p, s2, reward[desc.reshape(-1)[s2]], False) for s2, p in outcomes.items()]
-        self.state = 0
-
-    def reset(self, *, seed: Optional[int] = None, options=None):
-        super().reset(seed=seed)
-        self.state = int(self.np_random.choice(len(self.initial_state_distrib), p=self.initial_state_distrib))
-        return self.state, {}
-
-    def step(self, action):
-        outcomes = self.P[self.state][int(action)]
-        i = self.np_random.choice(len(outcomes), p=[o[0] for o in outcomes])
-        _, self.state, reward, terminated = outcomes[i]
-        return self.state, reward, terminated, False, {}
-
-
-def make_tabular_env(args: Args) -> gym.Env:
-    """The built-in gridworld, or a gymnasium env whose unwrapped env exposes its model P (one line if not)."""
-    if args.env == "gridworld":
-        return GridWorld(args.grid_size, args.slip)
-    env = make_env(args.env)
-    if not hasattr(env.unwrapped, "P") or not isinstance(env.observation_space, gym.spaces.Discrete):
-        raise UserError(f"{args.env} does not expose a tabular model (env.unwrapped.P over a Discrete observation "
-                        f"space); maxent_irl.py needs known dynamics: use 'gridworld', FrozenLake-v1 or FrozenLake8x8-v1")
-    return env
-
-
-# >>> shared: make_env
-def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
-    """gym.make with a one-line error for an unknown id or a missing dependency."""
-    try:
-        with warnings.catch_warnings():
-            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
-            warnings.filterwarnings("ignore", message=".*is out of date.*")
-            return gym.make(env_id, render_mode=render_mode)
-    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
-        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
-        raise UserError(f"cannot make environment '{env_id}': {err}") from None
-
-
-def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
-    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
-    obs_space, act_space = env.observation_space, env.action_space
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
-    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
-        return obs_space.shape[0], int(act_space.n), True
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
-        return obs_space.shape[0], act_space.shape[0], False
-    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
-    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
-# <<< shared: make_env
-
-
+# ── Environment model ──────────────────────────────────────────────────────────────────────────────
 def tabular_model(env: gym.Env, env_id: str) -> dict:
     """The MDP as tensors, from P[s][a] = [(prob, next_state, reward, terminated), ...].
 
@@ -375,7 +228,7 @@ class RewardModel(nn.Module):
         return self.net(self.features).squeeze(-1) * self.real  # (S+1,)
 
 
-# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
 # Notation (notes 000; S counts the exit state, K the successors listed per (s, a)):
 #   reward        r(s) = wᵀx(s)                                (S,)
 #   next_state    s' listed for (s, a)                         (S, A, K)  int
@@ -515,7 +368,7 @@ def reward_picture(learned: np.ndarray, true: np.ndarray, nrow: int, ncol: int, 
     return np.concatenate([panels[0], gap, panels[1]], axis=2).astype(np.float32)
 
 
-# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+# ── Training loop [S1 demos -> S2 D̃ -> S3 backward -> S4 forward -> S5 step -> S6 log] ────────────
 def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, exit_state: int) -> tuple:
     """Run a non-stationary policy (H, S) in the env, episode j from reset(seed=seeds[j]):
     states (m, H), actions (m, H−1), alive (m, H−1), env returns (m,).
@@ -683,7 +536,214 @@ def main(args: Args) -> dict:
     return summary
 
 
-# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward_model: RewardModel, mdp: dict,
+           next_state: torch.Tensor, prob: torch.Tensor, true_reward: torch.Tensor, p0: torch.Tensor, horizon: int,
+           expert_return: float, train_time: float, extra: dict) -> dict:
+    """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
+    with torch.no_grad():
+        reward = reward_model()  # (S+1,)
+        plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
+    plan, log_pi, learned_return, hard_return = plans["plan"], plans["log_pi"], plans["return"], plans["hard_return"]
+    real = slice(0, mdp["num_states"])
+    # model.pt first: a failure in the evaluation must not lose the learned reward
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "maxent_irl.py", "env": args.env, "args": dataclasses.asdict(args),
+            "reward_model": {k: v.detach().cpu().clone() for k, v in reward_model.state_dict().items()},
+            "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states, (S,)
+            "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
+            "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
+        }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
+    # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
+    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
+    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
+
+
+    summary = {
+        "script": "maxent_irl.py", "env": args.env, "seed": args.seed, "env_steps": 0,  # the model is known
+        "wall_time_s": round(train_time, 1), "sps": 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": None,  # no training episodes
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "expert_return": expert_return,  # exact, from the model
+        "learned_policy_return": learned_return,  # exact: the MaxEnt-optimal policy under r_θ, scored with the true R
+        "evd": expert_return - learned_return,
+        "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA in plans_under)
+        "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
+        "reward_corr": reward_correlation(reward[real], true_reward[real]),
+        **extra,
+    }
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    print(f"MaxEnt-optimal policy under the learned reward: true return {learned_return:.4f} (exact) vs the expert's "
+          f"{expert_return:.4f}; EVD {summary['evd']:.4f} (hard max: {summary['evd_hard']:.4f}); reward correlation "
+          f"{summary['reward_corr']:.3f}")
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.3f} ± {summary['eval_return_std']:.3f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+# ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
+#    seeding, atomic writes, checkpoints and resume, loading and export
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
+    rules = [
+        (args.grid_size >= 2, "--grid-size must be at least 2"),
+        (0 <= args.slip <= 1, "--slip must be a probability in [0, 1]"),
+        (args.horizon is None or args.horizon >= 2, "--horizon must be at least 2 (states per trajectory)"),
+        (args.num_demos >= 1, "--num-demos must be at least 1"),
+        (args.iterations >= 0 and args.log_every >= 1, "--iterations must be >= 0 and --log-every >= 1"),
+        (args.learning_rate > 0, "--learning-rate must be positive"),
+        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+    ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+class GridWorld(gym.Env):
+    """An N×N grid with a reward the reader can see, exposing its model the way gymnasium's FrozenLake does.
+
+    The true reward R(s), drawn for N = 10 (G: goal +1, L: lava −1, '.': 0; starts uniform over the '.' cells):
+        . . . . . L . . . .
+        . . . . . L . . . .
+        . . . . . L . . . .        Actions: 0 stay, 1 up, 2 right, 3 down, 4 left; a move off the grid stays.
+        . . . . . L . . . .        With probability `slip` the move is a uniformly random one of the five.
+        . . . . . L . . . .        The expert goes round the lava wall (its gap is the bottom two rows)
+        . . . . . L . . . .        to the goal and stays there; the step reward is R of the cell entered.
+        . . . . . L . . . .
+        . . . . . L . . . .
+        . . . . . . . . . .
+        . . . . . . . . . G
+    Like FrozenLake: P[s][a] = [(prob, next_state, reward, terminated), ...], initial_state_distrib, nrow, ncol, desc.
+    """
+
+    MOVES = [(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)]  # (drow, dcol) of actions 0..4
+
+    def __init__(self, size: int = 10, slip: float = 0.0):
+        self.nrow = self.ncol = size
+        desc = np.full((size, size), b".", dtype="S1")
+        desc[: max(size - 2, 1), size // 2] = b"L"
+        desc[size - 1, size - 1] = b"G"
+        self.desc = desc
+        reward = {b".": 0.0, b"L": -1.0, b"G": 1.0}
+        n, num_actions = size * size, len(self.MOVES)
+        self.observation_space, self.action_space = gym.spaces.Discrete(n), gym.spaces.Discrete(num_actions)
+        free = (desc == b".").reshape(-1).astype(np.float64)
+        self.initial_state_distrib = free / free.sum()
+
+        def move(s: int, a: int) -> int:
+            row, col = divmod(s, size)
+            dr, dc = self.MOVES[a]
+            row, col = min(max(row + dr, 0), size - 1), min(max(col + dc, 0), size - 1)
+            return row * size + col
+
+        self.P = {}
+        for s in range(n):
+            self.P[s] = {}
+            for a in range(num_actions):
+                outcomes = {}  # next state -> probability (several actions can lead to the same cell)
+                for b in range(num_actions):
+                    p = (1 - slip) * (a == b) + slip / num_actions
+                    if p > 0:
+                        s2 = move(s, b)
+                        outcomes[s2] = outcomes.get(s2, 0.0) + p
+                self.P[s][a] = [(p, s2, reward[desc.reshape(-1)[s2]], False) for s2, p in outcomes.items()]
+        self.state = 0
+
+    def reset(self, *, seed: Optional[int] = None, options=None):
+        super().reset(seed=seed)
+        self.state = int(self.np_random.choice(len(self.initial_state_distrib), p=self.initial_state_distrib))
+        return self.state, {}
+
+    def step(self, action):
+        outcomes = self.P[self.state][int(action)]
+        i = self.np_random.choice(len(outcomes), p=[o[0] for o in outcomes])
+        _, self.state, reward, terminated = outcomes[i]
+        return self.state, reward, terminated, False, {}
+
+
+def make_tabular_env(args: Args) -> gym.Env:
+    """The built-in gridworld, or a gymnasium env whose unwrapped env exposes its model P (one line if not)."""
+    if args.env == "gridworld":
+        return GridWorld(args.grid_size, args.slip)
+    env = make_env(args.env)
+    if not hasattr(env.unwrapped, "P") or not isinstance(env.observation_space, gym.spaces.Discrete):
+        raise UserError(f"{args.env} does not expose a tabular model (env.unwrapped.P over a Discrete observation "
+                        f"space); maxent_irl.py needs known dynamics: use 'gridworld', FrozenLake-v1 or FrozenLake8x8-v1")
+    return env
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
 # >>> shared: seeding
 def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     """Seed python, numpy and torch (environments are seeded at reset)."""
@@ -692,6 +752,7 @@ def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = torch_deterministic
 # <<< shared: seeding
+
 
 # >>> shared: atomic writes
 def atomic_write(path: str, write) -> None:
@@ -889,59 +950,6 @@ def load_checkpoint(path: str, args: Args) -> dict:
                             f"not {getattr(args, key)}")
     args.horizon, args.backup = ckpt["args"]["horizon"], ckpt["args"]["backup"]
     return ckpt
-
-
-def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward_model: RewardModel, mdp: dict,
-           next_state: torch.Tensor, prob: torch.Tensor, true_reward: torch.Tensor, p0: torch.Tensor, horizon: int,
-           expert_return: float, train_time: float, extra: dict) -> dict:
-    """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
-    with torch.no_grad():
-        reward = reward_model()  # (S+1,)
-        plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
-    plan, log_pi, learned_return, hard_return = plans["plan"], plans["log_pi"], plans["return"], plans["hard_return"]
-    real = slice(0, mdp["num_states"])
-    # model.pt first: a failure in the evaluation must not lose the learned reward
-    if args.save_model and args.checkpoint is None:
-        atomic_torch_save({
-            "script": "maxent_irl.py", "env": args.env, "args": dataclasses.asdict(args),
-            "reward_model": {k: v.detach().cpu().clone() for k, v in reward_model.state_dict().items()},
-            "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states, (S,)
-            "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
-            "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
-        }, os.path.join(run_dir, "model.pt"))
-        remove_checkpoint(run_dir)
-    # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
-    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
-    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
-
-
-    summary = {
-        "script": "maxent_irl.py", "env": args.env, "seed": args.seed, "env_steps": 0,  # the model is known
-        "wall_time_s": round(train_time, 1), "sps": 0,
-        "eval_episodes": len(eval_returns),
-        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
-        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
-        "eval_returns": [float(r) for r in eval_returns],
-        "train_return_last100": None,  # no training episodes
-        "checkpoint": args.checkpoint, "run_dir": run_dir,
-        "expert_return": expert_return,  # exact, from the model
-        "learned_policy_return": learned_return,  # exact: the MaxEnt-optimal policy under r_θ, scored with the true R
-        "evd": expert_return - learned_return,
-        "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA in plans_under)
-        "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
-        "reward_corr": reward_correlation(reward[real], true_reward[real]),
-        **extra,
-    }
-    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
-    print(f"MaxEnt-optimal policy under the learned reward: true return {learned_return:.4f} (exact) vs the expert's "
-          f"{expert_return:.4f}; EVD {summary['evd']:.4f} (hard max: {summary['evd_hard']:.4f}); reward correlation "
-          f"{summary['reward_corr']:.3f}")
-    if len(eval_returns):
-        print(f"eval: {summary['eval_return_mean']:.3f} ± {summary['eval_return_std']:.3f} over {len(eval_returns)} "
-              f"episodes; run directory {run_dir}")
-    return summary
 
 
 if __name__ == "__main__":

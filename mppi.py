@@ -67,7 +67,10 @@ Deviations from the papers:
     so the average is over what the model actually ran).
 """
 
+
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+from __future__ import annotations  # (a type in a signature may be defined further down)
+
 import dataclasses
 import importlib.util
 import json
@@ -94,6 +97,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 # ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
 @dataclass
+
+
 class Args:
     # --- common to every script (CONTRIBUTING.md); with --model true nothing is trained: the budget is the episodes ---
     env: str = "Pendulum-v1"
@@ -187,125 +192,6 @@ def fill_presets(args: Args) -> None:
             setattr(args, key, value)
 
 
-# ── Environment ────────────────────────────────────────────────────────────────────────────────────
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, without a traceback."""
-
-
-# >>> shared: common argument checks
-def check_common_args(args) -> None:
-    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
-    episodes = max(getattr(args, "eval_episodes", 1), 1)
-    if not 0 <= args.eval_seed <= 2**32 - episodes:
-        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
-                        f"not {args.eval_seed}")
-    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
-        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
-
-
-def make_output_folder(folder: str) -> None:
-    """Create `folder` and check that a file can be written in it, now rather than after the training."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
-# <<< shared: common argument checks
-
-
-def check_args(args: Args) -> None:
-    """Reject nonsensical arguments before anything is built."""
-    check_common_args(args)
-    rules = [
-        (args.num_samples >= 2 and args.horizon >= 1 and args.iterations >= 1,
-         "--num-samples must be at least 2 (sample 0 is the plan itself), --horizon and --iterations at least 1"),
-        (args.knots >= 0, "--knots must be >= 0 (0: a control point at every step)"),
-        (args.temperature > 0, "--temperature must be positive (λ → 0 is argmax: take a small one, e.g. 1e-3)"),
-        (args.noise_std > 0, "--noise-std must be positive"),
-        (args.rollout_threads >= 0 and args.torch_threads >= 1, "--rollout-threads must be >= 0, --torch-threads >= 1"),
-        (args.eval_episodes >= 1 or args.model == "learned", "--eval-episodes must be at least 1 with --model true (they are the run)"),
-        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
-        (args.ensemble_size >= 1 and args.model_hidden_size >= 1, "--ensemble-size and --model-hidden-size must be at least 1"),
-        (args.model_learning_rate > 0 and args.model_epochs >= 1 and args.model_batch_size >= 1,
-         "--model-learning-rate must be positive, --model-epochs and --model-batch-size at least 1"),
-        (args.refit_every >= 1 and args.random_steps >= 1, "--refit-every and --random-steps must be at least 1"),
-        (args.model == "true" or args.checkpoint is not None or args.total_timesteps >= args.random_steps,
-         f"--total-timesteps ({args.total_timesteps}) must cover the --random-steps ({args.random_steps}) the model is first fitted on"),
-        (0 < args.holdout_fraction < 1, "--holdout-fraction must be in (0, 1)"),
-        # options that only one env's true model reads: elsewhere they would be silently ignored
-        (args.hopper_reward == "shaped" or (args.env.startswith("Hopper-") and args.model == "true"),
-         f"--hopper-reward env is for Hopper with --model true (it picks the reward its true model plans on), "
-         f"not {args.env} with --model {args.model}"),
-        (args.terminal_value or (args.env.startswith("InvertedPendulum-") and args.model == "true"),
-         f"--no-terminal-value is for InvertedPendulum with --model true (the only env given a terminal value), "
-         f"not {args.env} with --model {args.model}"),
-    ]
-    if args.checkpoint_every < 0:
-        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
-    for ok, message in rules:
-        if not ok:
-            raise UserError(message)
-
-
-# >>> shared: make_env
-def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
-    """gym.make with a one-line error for an unknown id or a missing dependency."""
-    try:
-        with warnings.catch_warnings():
-            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
-            warnings.filterwarnings("ignore", message=".*is out of date.*")
-            return gym.make(env_id, render_mode=render_mode)
-    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
-        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
-        raise UserError(f"cannot make environment '{env_id}': {err}") from None
-
-
-def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
-    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
-    obs_space, act_space = env.observation_space, env.action_space
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
-    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
-        return obs_space.shape[0], int(act_space.n), True
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
-        return obs_space.shape[0], act_space.shape[0], False
-    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
-    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
-# <<< shared: make_env
-
-
-# >>> shared: RunningMeanStd
-class RunningMeanStd:
-    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
-
-    def __init__(self, shape: tuple = ()):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
-
-    def update(self, x: np.ndarray) -> None:
-        """x: (B, *shape), a batch of new samples."""
-        n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
-        batch_mean = x.sum(axis=0) / n
-        batch_var = np.square(x - batch_mean).sum(axis=0) / n
-        total = self.count + n
-        delta = batch_mean - self.mean
-        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
-        self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
-        self.var = m2 / total
-        self.count = total
-# <<< shared: RunningMeanStd
-
-
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
 class Ensemble(nn.Module):
     """E Gaussian networks p̂_e(Δs, r | s, a) = N(μ_e, diag σ_e²), evaluated together as batched matrix products.
@@ -342,7 +228,7 @@ class Ensemble(nn.Module):
         return mean, logvar
 
 
-# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
 # Notation (K samples, H steps, A action dims, S state dims, E ensemble members):
 #   code      symbol                                  shape
 #   plan      U = (u_0, ..., u_{H−1}), the prior's mean     (H, A)
@@ -427,7 +313,11 @@ def pendulum_rollout_returns(theta: float, theta_dot: float, actions: np.ndarray
 # InvertedPendulum's planning cost c(s) = sᵀ diag(w) s on s = (x, θ, ẋ, θ̇) (x the cart on its ±1 rail, θ the pole):
 # (θ/0.2)² + x² + ẋ² + 0.01·θ̇², and the LQR's action weight (below); the terminal value's cap.
 IP_STATE_WEIGHTS = np.array([1.0, 1 / 0.2 ** 2, 1.0, 0.01])
+
+
 IP_ACTION_WEIGHT = 0.01
+
+
 IP_TERMINAL_CAP = 50.0
 
 
@@ -525,7 +415,11 @@ def hopper_env_reward(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarray, x
 
 # Hopper's shaped planning reward (planning_reward_hopper): the targets and weights of its cost terms
 HOPPER_HEIGHT, HOPPER_SPEED = 1.25, 2.5  # torso height z* (its height at reset), forward speed ẋ* (m/s)
+
+
 HOPPER_WEIGHTS = dict(action=0.1, height=50.0, angle=3.0, speed=3.0)
+
+
 HOPPER_FALLEN = 30.0  # cost per step after the env would have ended the episode
 
 
@@ -566,7 +460,7 @@ def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor)
     return 0.5 * ((target - mean).pow(2) * torch.exp(-logvar) + logvar).sum(-1).mean()
 
 
-# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+# ── Training loop [S1 refit the model -> S2 sample -> S3 weight, average -> S4 execute, shift] ─────
 def true_model(env: gym.Env, env_id: str, threads: int, terminal_value: bool = True, hopper_reward: str = "shaped"):
     """The simulator as MPPI's model: returns a function (actions (K, H, A)) -> returns (K,) from the env's current
     state, or raises UserError for an env whose reward this file does not recompute."""
@@ -882,7 +776,153 @@ def learned_model(ensemble: Ensemble, stats: dict, obs: np.ndarray, args: Args, 
     return returns_fn
 
 
-# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+def finish(args: Args, run_dir: str, writer: SummaryWriter, eval_returns: np.ndarray, ensemble: Optional[Ensemble],
+           stats: Optional[dict], global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
+    """summary.json (model.pt, the planner's settings and the fitted ensemble, is written before the evaluation)."""
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+    summary = {
+        "script": "mppi.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # steps of data collected
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "model": args.model, "num_samples": args.num_samples, "horizon": args.horizon,
+        "temperature": args.temperature, "noise_std": args.noise_std,
+    } | extra
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"planning: {summary['plan_ms_median']:.2f} ms per control step (median), ESS {summary['ess_mean']:.1f} "
+              f"of K = {args.num_samples}")
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+# ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
+#    seeding, atomic writes, checkpoints and resume, loading and export
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
+    rules = [
+        (args.num_samples >= 2 and args.horizon >= 1 and args.iterations >= 1,
+         "--num-samples must be at least 2 (sample 0 is the plan itself), --horizon and --iterations at least 1"),
+        (args.knots >= 0, "--knots must be >= 0 (0: a control point at every step)"),
+        (args.temperature > 0, "--temperature must be positive (λ → 0 is argmax: take a small one, e.g. 1e-3)"),
+        (args.noise_std > 0, "--noise-std must be positive"),
+        (args.rollout_threads >= 0 and args.torch_threads >= 1, "--rollout-threads must be >= 0, --torch-threads >= 1"),
+        (args.eval_episodes >= 1 or args.model == "learned", "--eval-episodes must be at least 1 with --model true (they are the run)"),
+        (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (args.ensemble_size >= 1 and args.model_hidden_size >= 1, "--ensemble-size and --model-hidden-size must be at least 1"),
+        (args.model_learning_rate > 0 and args.model_epochs >= 1 and args.model_batch_size >= 1,
+         "--model-learning-rate must be positive, --model-epochs and --model-batch-size at least 1"),
+        (args.refit_every >= 1 and args.random_steps >= 1, "--refit-every and --random-steps must be at least 1"),
+        (args.model == "true" or args.checkpoint is not None or args.total_timesteps >= args.random_steps,
+         f"--total-timesteps ({args.total_timesteps}) must cover the --random-steps ({args.random_steps}) the model is first fitted on"),
+        (0 < args.holdout_fraction < 1, "--holdout-fraction must be in (0, 1)"),
+        # options that only one env's true model reads: elsewhere they would be silently ignored
+        (args.hopper_reward == "shaped" or (args.env.startswith("Hopper-") and args.model == "true"),
+         f"--hopper-reward env is for Hopper with --model true (it picks the reward its true model plans on), "
+         f"not {args.env} with --model {args.model}"),
+        (args.terminal_value or (args.env.startswith("InvertedPendulum-") and args.model == "true"),
+         f"--no-terminal-value is for InvertedPendulum with --model true (the only env given a terminal value), "
+         f"not {args.env} with --model {args.model}"),
+    ]
+    if args.checkpoint_every < 0:
+        raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+
 # >>> shared: seeding
 def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     """Seed python, numpy and torch (environments are seeded at reset)."""
@@ -1093,32 +1133,6 @@ def load_checkpoint(path: str, args: Args) -> dict:
     for key in PLANNER_KEYS:
         setattr(args, key, ckpt["args"].get(key, getattr(args, key)))  # (a key newer than the checkpoint: as given)
     return ckpt
-
-
-def finish(args: Args, run_dir: str, writer: SummaryWriter, eval_returns: np.ndarray, ensemble: Optional[Ensemble],
-           stats: Optional[dict], global_step: int, train_time: float, train_returns: list, extra: dict) -> dict:
-    """summary.json (model.pt, the planner's settings and the fitted ensemble, is written before the evaluation)."""
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-    summary = {
-        "script": "mppi.py", "env": args.env, "seed": args.seed, "env_steps": global_step,  # steps of data collected
-        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
-        "eval_episodes": len(eval_returns),
-        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
-        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
-        "eval_returns": [float(r) for r in eval_returns],
-        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
-        "checkpoint": args.checkpoint, "run_dir": run_dir,
-        "model": args.model, "num_samples": args.num_samples, "horizon": args.horizon,
-        "temperature": args.temperature, "noise_std": args.noise_std,
-    } | extra
-    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
-    if len(eval_returns):
-        print(f"planning: {summary['plan_ms_median']:.2f} ms per control step (median), ESS {summary['ess_mean']:.1f} "
-              f"of K = {args.num_samples}")
-        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
-              f"episodes; run directory {run_dir}")
-    return summary
 
 
 if __name__ == "__main__":

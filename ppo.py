@@ -40,7 +40,10 @@ Deviations from the paper: none in the objectives. The "implementation details" 
 init, Adam ε) come from OpenAI baselines' ppo2, not from the paper; each is marked TRICK: below.
 """
 
+
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
+from __future__ import annotations  # (a type in a signature may be defined further down)
+
 import copy
 import dataclasses
 import importlib.util
@@ -66,6 +69,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 # ── Hyperparameters (Args) ─────────────────────────────────────────────────────────────────────────
 @dataclass
+
+
 class Args:
     # --- common to every script (CONTRIBUTING.md) ---
     env: str = "Hopper-v4"
@@ -179,7 +184,11 @@ class Args:
 # norm_obs + norm_reward; policy_kwargs' net_arch, activation_fn, ortho_init and log_std_init are hidden_size,
 # activation, ortho_init and init_log_std.
 ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+
+
 MUJOCO_DEFAULTS = "CleanRL ppo_continuous_action.py (= these Args defaults)"
+
+
 PRESETS = {
     # ── classic control
     "CartPole": dict(source="CleanRL ppo.py's classic-control settings (experts/README.md's CartPole-v1 recipe)",
@@ -238,167 +247,6 @@ PRESETS = {
                   clip_vloss=False, max_grad_norm=2.0, vf_coef=0.863784, hidden_size=256, activation="relu",
                   ortho_init=False, init_log_std=-2.0)),
 }
-
-
-def preset_for(args: "Args") -> Optional[str]:
-    """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
-    if args.preset != "auto":
-        return None if args.preset == "none" else args.preset
-    family = args.env.split("-v")[0]
-    return family if family in PRESETS else None
-
-
-def parse_args(argv: Optional[list] = None) -> "Args":
-    """The command line, with the env's preset as the defaults: a flag given on the command line always wins.
-
-    (tyro parses twice: once for --env and --preset, then again with the preset's values as the defaults, so that
-    --help after --env X also shows X's values.) From Python, ppo.main(ppo.Args(...)) resolves the preset itself:
-    there, a field left at its Args default takes the preset's value (see resolve_preset).
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    first = tyro.cli(Args, args=[a for a in argv if a not in ("-h", "--help")])  # (--help: after the preset)
-    name = preset_for(first)
-    if first.resume is not None or first.checkpoint is not None or name not in PRESETS:
-        return first  # (--resume runs the stored arguments; main() explains an unknown preset name)
-    args = tyro.cli(Args, args=argv, default=dataclasses.replace(Args(), **PRESETS[name]["args"]))
-    args.preset = name
-    args.preset_resolved = True  # (an attribute, not a field: main() must not apply the preset a second time)
-    return args
-
-
-def resolve_preset(args: "Args") -> Optional[str]:
-    """Apply the preset --preset selects to `args` (fields still at their Args default take its values; parse_args
-    has already applied it to a command line) and record its name in args.preset; returns the name or None."""
-    if args.resume is not None or args.checkpoint is not None:
-        return None
-    name = preset_for(args)
-    if name is not None and name not in PRESETS:
-        raise UserError(f"--preset {args.preset}: no such preset; choose auto, none or one of {', '.join(PRESETS)}")
-    if name is not None and not getattr(args, "preset_resolved", False):
-        for field in dataclasses.fields(Args):
-            if field.name in PRESETS[name]["args"] and getattr(args, field.name) == field.default:
-                setattr(args, field.name, PRESETS[name]["args"][field.name])
-    args.preset, args.preset_resolved = name or "none", True
-    return name
-
-
-# ── Environment ────────────────────────────────────────────────────────────────────────────────────
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, without a traceback."""
-
-
-# >>> shared: common argument checks
-def check_common_args(args) -> None:
-    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
-    episodes = max(getattr(args, "eval_episodes", 1), 1)
-    if not 0 <= args.eval_seed <= 2**32 - episodes:
-        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
-                        f"not {args.eval_seed}")
-    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
-        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
-
-
-def make_output_folder(folder: str) -> None:
-    """Create `folder` and check that a file can be written in it, now rather than after the training."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
-# <<< shared: common argument checks
-
-
-def check_args(args: Args) -> None:
-    """Reject nonsensical arguments before anything is built."""
-    check_common_args(args)
-    batch_size = args.num_envs * args.num_steps
-    rules = [
-        (args.num_envs >= 1, "--num-envs must be at least 1"),
-        (args.num_steps >= 1, "--num-steps must be at least 1"),
-        (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
-         f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
-        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
-        (not args.norm_adv or batch_size // max(args.num_minibatches, 1) >= 2,
-         "--norm-adv needs minibatches of at least 2 samples (num_envs × num_steps / num_minibatches); "
-         "use fewer --num-minibatches or --no-norm-adv"),
-        (args.checkpoint is not None or args.total_timesteps >= batch_size,
-         f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
-        (args.update_epochs >= 1, "--update-epochs must be at least 1"),
-        (args.learning_rate > 0, "--learning-rate must be positive"),
-        (0 <= args.gamma <= 1, "--gamma must be in [0, 1]"),
-        (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
-        (args.clip_coef > 0, "--clip-coef must be positive"),
-        (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
-        (args.ent_coef >= 0 and args.vf_coef > 0, "--ent-coef must be >= 0 and --vf-coef positive"),
-        (args.kl_target > 0 and args.kl_beta > 0, "--kl-target and --kl-beta must be positive"),
-        (args.kl_tolerance > 1 and args.kl_factor > 1, "--kl-tolerance and --kl-factor must be greater than 1"),
-        (args.target_kl is None or args.target_kl > 0, "--target-kl must be positive"),
-        (args.eval_episodes >= 0 and args.expert_episodes >= 1, "--eval-episodes must be >= 0 and --expert-episodes >= 1"),
-        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
-        (args.clip_obs > 0 and args.clip_reward > 0, "--clip-obs and --clip-reward must be positive"),
-    ]
-    for ok, message in rules:
-        if not ok:
-            raise UserError(message)
-
-
-# >>> shared: make_env
-def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
-    """gym.make with a one-line error for an unknown id or a missing dependency."""
-    try:
-        with warnings.catch_warnings():
-            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
-            warnings.filterwarnings("ignore", message=".*is out of date.*")
-            return gym.make(env_id, render_mode=render_mode)
-    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
-        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
-        raise UserError(f"cannot make environment '{env_id}': {err}") from None
-
-
-def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
-    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
-    obs_space, act_space = env.observation_space, env.action_space
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
-    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
-        return obs_space.shape[0], int(act_space.n), True
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
-        return obs_space.shape[0], act_space.shape[0], False
-    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
-    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
-# <<< shared: make_env
-
-
-# >>> shared: RunningMeanStd
-class RunningMeanStd:
-    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
-
-    def __init__(self, shape: tuple = ()):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
-
-    def update(self, x: np.ndarray) -> None:
-        """x: (B, *shape), a batch of new samples."""
-        n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
-        batch_mean = x.sum(axis=0) / n
-        batch_var = np.square(x - batch_mean).sum(axis=0) / n
-        total = self.count + n
-        delta = batch_mean - self.mean
-        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
-        self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
-        self.var = m2 / total
-        self.count = total
-# <<< shared: RunningMeanStd
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
@@ -498,41 +346,7 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     return flat
 
 
-class DeterministicPolicy(nn.Module):
-    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
-
-    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes).
-    Discrete: the most likely action. This is what --save-expert exports with torch.export, so any
-    script can load it without our classes: torch.export.load(path).module()(obs).
-    """
-
-    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
-                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
-        super().__init__()
-        self.actor = copy.deepcopy(actor).cpu().eval()
-        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
-            p.data = p.data.clone()
-            p.requires_grad_(False)
-        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
-        if obs_rms is not None:
-            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
-            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
-        if not discrete:
-            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
-            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
-        x = obs
-        if self.normalize:
-            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
-        out = self.actor(x)
-        if self.discrete:
-            return out.argmax(dim=-1)
-        return torch.maximum(torch.minimum(out, self.high), self.low)
-
-
-# ── Algorithm math: small pure functions, one per equation, importable by tests ─────────────────────
+# ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
 # Notation (T steps × N envs, flattened to B = T·N for the update; A = action dim or number of actions):
 #   code          symbol                      shape
 #   obs           s_t (normalised)            (T, N, obs_dim)
@@ -696,7 +510,16 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
 
 
-# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ─────────────────────────────────
+def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
+    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
+    if rms is None:
+        return obs.astype(np.float32)
+    # TRICK: observation normalisation (baselines' VecNormalize): MuJoCo observations mix positions and
+    # velocities of very different scales; a tanh MLP learns much faster on unit-scale inputs.
+    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+
+
+# ── Training loop [S1 collect -> S2 targets -> S3 update -> S4 log] ────────────────────────────────
 def main(args: Args) -> dict:
     """Train (or load --checkpoint, or continue --resume), evaluate, save; returns the summary in summary.json."""
     resumed = None  # the checkpoint.pt of the run that --resume continues
@@ -931,16 +754,284 @@ def main(args: Args) -> dict:
     return summary
 
 
-def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
-    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
-    if rms is None:
-        return obs.astype(np.float32)
-    # TRICK: observation normalisation (baselines' VecNormalize): MuJoCo observations mix positions and
-    # velocities of very different scales; a tanh MLP learns much faster on unit-scale inputs.
-    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+# ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+class DeterministicPolicy(nn.Module):
+    """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
+
+    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes).
+    Discrete: the most likely action. This is what --save-expert exports with torch.export, so any
+    script can load it without our classes: torch.export.load(path).module()(obs).
+    """
+
+    def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+        super().__init__()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
+            p.data = p.data.clone()
+            p.requires_grad_(False)
+        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        if obs_rms is not None:
+            self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
+            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+        if not discrete:
+            self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        x = obs
+        if self.normalize:
+            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+        out = self.actor(x)
+        if self.discrete:
+            return out.argmax(dim=-1)
+        return torch.maximum(torch.minimum(out, self.high), self.low)
 
 
-# ── Evaluation and saving ──────────────────────────────────────────────────────────────────────────
+# >>> shared: run_episodes
+def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
+    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
+
+    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
+    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
+    and per-episode `episode_returns` and `episode_lengths`.
+    """
+    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
+    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total, length = False, 0.0, 0
+        while not done:
+            action = policy(np.asarray(obs, np.float32)[None])[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
+                steps[key].append(value)
+            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    out = {k: np.asarray(v) for k, v in steps.items()}
+    out["observations"] = out["observations"].astype(np.float32)
+    out["next_observations"] = out["next_observations"].astype(np.float32)
+    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
+    return out
+# <<< shared: run_episodes
+
+
+def torch_policy(module: nn.Module):
+    """Wrap a torch module as the numpy callable run_episodes expects."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs)).numpy()
+    return act
+
+
+def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
+           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list) -> dict:
+    """model.pt, then the final deterministic evaluation, the optional expert, summary.json."""
+    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
+    if args.save_model and args.checkpoint is None:
+        atomic_torch_save({
+            "script": "ppo.py", "env": args.env, "args": dataclasses.asdict(args),
+            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
+            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+                                                     "count": float(obs_rms.count)},
+        }, os.path.join(run_dir, "model.pt"))
+        remove_checkpoint(run_dir)
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
+    eval_returns = evaluation["episode_returns"]
+    if len(eval_returns):
+        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
+
+    if args.save_expert is not None:
+        save_expert(args, policy, agent.actor[0].in_features)
+
+    summary = {
+        "script": "ppo.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
+        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
+        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
+        "eval_returns": [float(r) for r in eval_returns],
+        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
+        "checkpoint": args.checkpoint, "run_dir": run_dir,
+    }
+    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    if len(eval_returns):
+        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
+              f"episodes; run directory {run_dir}")
+    return summary
+
+
+# ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
+#    seeding, atomic writes, checkpoints and resume, loading and export
+def preset_for(args: "Args") -> Optional[str]:
+    """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
+    if args.preset != "auto":
+        return None if args.preset == "none" else args.preset
+    family = args.env.split("-v")[0]
+    return family if family in PRESETS else None
+
+
+def parse_args(argv: Optional[list] = None) -> "Args":
+    """The command line, with the env's preset as the defaults: a flag given on the command line always wins.
+
+    (tyro parses twice: once for --env and --preset, then again with the preset's values as the defaults, so that
+    --help after --env X also shows X's values.) From Python, ppo.main(ppo.Args(...)) resolves the preset itself:
+    there, a field left at its Args default takes the preset's value (see resolve_preset).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = tyro.cli(Args, args=[a for a in argv if a not in ("-h", "--help")])  # (--help: after the preset)
+    name = preset_for(first)
+    if first.resume is not None or first.checkpoint is not None or name not in PRESETS:
+        return first  # (--resume runs the stored arguments; main() explains an unknown preset name)
+    args = tyro.cli(Args, args=argv, default=dataclasses.replace(Args(), **PRESETS[name]["args"]))
+    args.preset = name
+    args.preset_resolved = True  # (an attribute, not a field: main() must not apply the preset a second time)
+    return args
+
+
+def resolve_preset(args: "Args") -> Optional[str]:
+    """Apply the preset --preset selects to `args` (fields still at their Args default take its values; parse_args
+    has already applied it to a command line) and record its name in args.preset; returns the name or None."""
+    if args.resume is not None or args.checkpoint is not None:
+        return None
+    name = preset_for(args)
+    if name is not None and name not in PRESETS:
+        raise UserError(f"--preset {args.preset}: no such preset; choose auto, none or one of {', '.join(PRESETS)}")
+    if name is not None and not getattr(args, "preset_resolved", False):
+        for field in dataclasses.fields(Args):
+            if field.name in PRESETS[name]["args"] and getattr(args, field.name) == field.default:
+                setattr(args, field.name, PRESETS[name]["args"][field.name])
+    args.preset, args.preset_resolved = name or "none", True
+    return name
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, without a traceback."""
+
+
+# >>> shared: common argument checks
+def check_common_args(args) -> None:
+    """The arguments every script has, checked before anything is built: each failure is one line naming the flag."""
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32 - 1] (numpy and gymnasium take 32-bit seeds), not {args.seed}")
+    episodes = max(getattr(args, "eval_episodes", 1), 1)
+    if not 0 <= args.eval_seed <= 2**32 - episodes:
+        raise UserError(f"--eval-seed must be in [0, 2**32 - eval_episodes] (episode i is reset with eval_seed + i), "
+                        f"not {args.eval_seed}")
+    if getattr(args, "capture_video", False) and importlib.util.find_spec("moviepy") is None:
+        raise UserError("--capture-video needs moviepy to write the videos: pip install moviepy")
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` and check that a file can be written in it, now rather than after the training."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create folder '{folder}': {err.strerror}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write in folder '{folder}': {err.strerror}") from None
+# <<< shared: common argument checks
+
+
+def check_args(args: Args) -> None:
+    """Reject nonsensical arguments before anything is built."""
+    check_common_args(args)
+    batch_size = args.num_envs * args.num_steps
+    rules = [
+        (args.num_envs >= 1, "--num-envs must be at least 1"),
+        (args.num_steps >= 1, "--num-steps must be at least 1"),
+        (args.num_minibatches >= 1 and batch_size % args.num_minibatches == 0,
+         f"--num-minibatches ({args.num_minibatches}) must divide the batch size num_envs × num_steps = {batch_size}"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)"),
+        (not args.norm_adv or batch_size // max(args.num_minibatches, 1) >= 2,
+         "--norm-adv needs minibatches of at least 2 samples (num_envs × num_steps / num_minibatches); "
+         "use fewer --num-minibatches or --no-norm-adv"),
+        (args.checkpoint is not None or args.total_timesteps >= batch_size,
+         f"--total-timesteps ({args.total_timesteps}) is smaller than one batch (num_envs × num_steps = {batch_size})"),
+        (args.update_epochs >= 1, "--update-epochs must be at least 1"),
+        (args.learning_rate > 0, "--learning-rate must be positive"),
+        (0 <= args.gamma <= 1, "--gamma must be in [0, 1]"),
+        (0 <= args.gae_lambda <= 1, "--gae-lambda must be in [0, 1]"),
+        (args.clip_coef > 0, "--clip-coef must be positive"),
+        (args.max_grad_norm > 0, "--max-grad-norm must be positive"),
+        (args.ent_coef >= 0 and args.vf_coef > 0, "--ent-coef must be >= 0 and --vf-coef positive"),
+        (args.kl_target > 0 and args.kl_beta > 0, "--kl-target and --kl-beta must be positive"),
+        (args.kl_tolerance > 1 and args.kl_factor > 1, "--kl-tolerance and --kl-factor must be greater than 1"),
+        (args.target_kl is None or args.target_kl > 0, "--target-kl must be positive"),
+        (args.eval_episodes >= 0 and args.expert_episodes >= 1, "--eval-episodes must be >= 0 and --expert-episodes >= 1"),
+        (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
+        (args.clip_obs > 0 and args.clip_reward > 0, "--clip-obs and --clip-reward must be positive"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(message)
+
+
+# >>> shared: make_env
+def make_env(env_id: str, render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make with a one-line error for an unknown id or a missing dependency."""
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo *-v4 ids warn at every make that v5 exists; we use v4 on purpose (comparable published results).
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, render_mode=render_mode)
+    except (gym.error.Error, ImportError) as err:  # NameNotFound, DeprecatedEnv, DependencyNotInstalled, ...
+        # (ImportError: e.g. Pusher-v4 refuses mujoco >= 3)
+        raise UserError(f"cannot make environment '{env_id}': {err}") from None
+
+
+def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous_ok: bool = True) -> tuple:
+    """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+    if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
+        return obs_space.shape[0], int(act_space.n), True
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
+        return obs_space.shape[0], act_space.shape[0], False
+    kinds = " or ".join(k for k, ok in (("Discrete", discrete_ok), ("1-D Box", continuous_ok)) if ok)
+    raise UserError(f"{env_id} has action space {act_space}; this script needs a {kinds} action space")
+# <<< shared: make_env
+
+
+# >>> shared: RunningMeanStd
+class RunningMeanStd:
+    """Running mean and variance of a stream of arrays (Chan et al. 1979, parallel algorithm), in float64."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # stabiliser: a tiny prior count so the first update is well defined
+
+    def update(self, x: np.ndarray) -> None:
+        """x: (B, *shape), a batch of new samples."""
+        n = x.shape[0]
+        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        batch_mean = x.sum(axis=0) / n
+        batch_var = np.square(x - batch_mean).sum(axis=0) / n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        # μ ← μ + δ·n/(m+n);  M2 ← M2_a + M2_b + δ²·m·n/(m+n)   (m = old count, n = batch count)
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + np.square(delta) * self.count * n / total
+        self.var = m2 / total
+        self.count = total
+# <<< shared: RunningMeanStd
+
+
 # >>> shared: seeding
 def seed_everything(seed: int, torch_deterministic: bool = True) -> None:
     """Seed python, numpy and torch (environments are seeded at reset)."""
@@ -1130,47 +1221,6 @@ def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
 # <<< shared: checkpoints and resume
 
 
-# >>> shared: run_episodes
-def run_episodes(policy, env_id: str, episodes: int, seed: int, video_dir: Optional[str] = None) -> dict:
-    """Run `policy` (obs (1, obs_dim) float32 array -> action array (1, ...)) for whole episodes.
-
-    Episode i starts from reset(seed=seed + i), so the same deterministic policy gets the same returns.
-    Returns per-step arrays (observations, actions, rewards, next_observations, terminations, truncations)
-    and per-episode `episode_returns` and `episode_lengths`.
-    """
-    env = make_env(env_id, render_mode="rgb_array" if video_dir else None)
-    if video_dir:
-        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda i: True, disable_logger=True)
-    steps = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")}
-    returns, lengths = [], []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, total, length = False, 0.0, 0
-        while not done:
-            action = policy(np.asarray(obs, np.float32)[None])[0]
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            for key, value in zip(steps, (obs, action, reward, next_obs, terminated, truncated)):
-                steps[key].append(value)
-            obs, total, length, done = next_obs, total + float(reward), length + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(length)
-    env.close()
-    out = {k: np.asarray(v) for k, v in steps.items()}
-    out["observations"] = out["observations"].astype(np.float32)
-    out["next_observations"] = out["next_observations"].astype(np.float32)
-    out["episode_returns"], out["episode_lengths"] = np.asarray(returns), np.asarray(lengths)
-    return out
-# <<< shared: run_episodes
-
-
-def torch_policy(module: nn.Module):
-    """Wrap a torch module as the numpy callable run_episodes expects."""
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(obs)).numpy()
-    return act
-
-
 def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
     """Rebuild the agent and observation statistics from a model.pt written by this script."""
     if not os.path.isfile(path):
@@ -1196,46 +1246,6 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         obs_rms.mean, obs_rms.var = ckpt["obs_rms"]["mean"].numpy(), ckpt["obs_rms"]["var"].numpy()
         obs_rms.count = ckpt["obs_rms"]["count"]
     return agent, obs_rms
-
-
-def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rms: Optional[RunningMeanStd],
-           discrete: bool, low, high, global_step: int, train_time: float, train_returns: list) -> dict:
-    """model.pt, then the final deterministic evaluation, the optional expert, summary.json."""
-    # model.pt first: a failure in the evaluation (a missing video codec, an env error) must not lose the training
-    if args.save_model and args.checkpoint is None:
-        atomic_torch_save({
-            "script": "ppo.py", "env": args.env, "args": dataclasses.asdict(args),
-            "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
-            # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
-                                                     "count": float(obs_rms.count)},
-        }, os.path.join(run_dir, "model.pt"))
-        remove_checkpoint(run_dir)
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
-    eval_returns = evaluation["episode_returns"]
-    if len(eval_returns):
-        writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
-
-    if args.save_expert is not None:
-        save_expert(args, policy, agent.actor[0].in_features)
-
-    summary = {
-        "script": "ppo.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
-        "wall_time_s": round(train_time, 1), "sps": round(global_step / train_time) if global_step else 0,
-        "eval_episodes": len(eval_returns),
-        "eval_return_mean": float(eval_returns.mean()) if len(eval_returns) else None,
-        "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
-        "eval_returns": [float(r) for r in eval_returns],
-        "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
-        "checkpoint": args.checkpoint, "run_dir": run_dir,
-    }
-    atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
-    if len(eval_returns):
-        print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
-              f"episodes; run directory {run_dir}")
-    return summary
 
 
 def command_line(args: Args) -> str:

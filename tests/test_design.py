@@ -8,6 +8,8 @@
 import ast
 import pathlib
 import re
+
+import pytest
 import sys
 from collections import defaultdict
 
@@ -90,3 +92,36 @@ def test_shared_block_checker_catches_a_divergent_copy():
 def test_ppo_carries_the_shared_blocks():
     names = set(shared_blocks((ROOT / "ppo.py").read_text(), "ppo.py"))
     assert {"seeding", "make_env", "atomic writes", "run_episodes", "RunningMeanStd"} <= names
+
+
+def loop_section(source: str) -> tuple:
+    """(the training loop's banner, the code under it up to the next banner)."""
+    lines = source.split("\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith("# ── Training loop ["))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("# ── "))
+    return lines[start], "\n".join(lines[start + 1:end])
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_the_loop_banner_lists_the_docstrings_step_tags_and_the_loop_carries_them(script):
+    """Each script's own steps: the [S1]..[Sn] of its docstring's pseudocode are the tags in its training-loop banner,
+    and each appears at its place in the loop (awr's [S3] as [S3a] and [S3b])."""
+    source = (ROOT / script).read_text()
+    docstring = ast.get_docstring(ast.parse(source))
+    doc_tags = set(re.findall(r"\[(S\d[a-z]?)\]", docstring))
+    banner, loop = loop_section(source)
+    banner_tags = set(re.findall(r"\b(S\d[a-z]?)\b", banner))
+    assert doc_tags and banner_tags == doc_tags, (script, banner, doc_tags)
+    loop_tags = set(re.findall(r"\[(S\d[a-z]?)[\],]", loop))
+    for tag in doc_tags:
+        assert any(t.startswith(tag) for t in loop_tags), (script, tag, loop_tags)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_the_training_loop_comes_before_the_plumbing_and_in_the_first_half(script):
+    lines = (ROOT / script).read_text().split("\n")
+    banners = [l.split("── ")[1].split(" ")[0] for l in lines if l.startswith("# ── ")]
+    order = ["Imports", "Hyperparameters", "Environment", "Networks", "Algorithm", "Training", "Evaluation", "Plumbing"]
+    assert [b for b in order if b in banners] == banners, banners
+    main_at = next(i for i, l in enumerate(lines) if l.startswith("def main("))
+    assert main_at < len(lines) / 2, (script, main_at, len(lines))

@@ -1,0 +1,41 @@
+"""docs/ppo.md's preset table: ppo.py at 1M steps with each env's preset (benchmark/ppo_presets.sh), beside CleanRL's
+and rl-baselines3-zoo's published PPO results at 1M steps.
+
+    python benchmark/ppo_presets_table.py          # reads benchmark/results/ppo_preset_<env>_1m.json
+
+A row whose results file does not exist yet is printed as still running.
+"""
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Published references at 1M steps: CleanRL's ppo_continuous_action.py benchmark (training return) and
+# rl-baselines3-zoo's PPO benchmark table (its tuned settings, the same the presets translate).
+CLEANRL = {"Hopper-v4": "2,383 ± 272", "Walker2d-v4": "2,288 ± 572", "HalfCheetah-v4": "1,443 ± 46"}
+ZOO = {"Hopper-v4": "2,410", "Walker2d-v4": "3,479", "HalfCheetah-v4": "5,819", "Ant-v4": "1,327", "Swimmer-v4": "282"}
+ENVS = ["Hopper-v4", "Walker2d-v4", "HalfCheetah-v4", "Ant-v4", "Swimmer-v4", "Reacher-v4", "InvertedDoublePendulum-v4"]
+
+
+def fmt(d: dict) -> str:
+    return f"{d['mean']:,.0f} ± {d['std']:,.0f}"
+
+
+def main() -> None:
+    print("| env | preset | eval return (10 episodes, mean ± std over seeds) | per seed | training return (last 100) "
+          "| CleanRL at 1M | rl-baselines3-zoo at 1M |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for env in ENVS:
+        name = f"ppo_preset_{env[:-3].lower()}_1m"
+        path = os.path.join(ROOT, "benchmark", "results", f"{name}.json")
+        ref = f"| {CLEANRL.get(env, '—')} | {ZOO.get(env, '—')} |"
+        if not os.path.exists(path):
+            print(f"| {env} | {env[:-3]} | (running) | | {ref}")
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        seeds = ", ".join(f"{run['eval_return_mean']:,.0f}" for run in r["runs"])
+        print(f"| {env} | {env[:-3]} | **{fmt(r['eval_return'])}** | {seeds} | {fmt(r['train_return_last100'])} {ref}")
+
+
+if __name__ == "__main__":
+    main()
