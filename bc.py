@@ -414,18 +414,21 @@ def main(args: Args) -> dict:
 
 
 # ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+# >>> shared: deterministic policy
 class DeterministicPolicy(nn.Module):
     """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
 
-    Continuous: the network's action (or the Gaussian's mean), clipped to the action bounds (what the env executes).
-    Discrete: the most likely action.
+    Continuous: the actor's output (a Gaussian's mean, or a deterministic policy's action), clipped to the action
+    bounds (what the env executes). Discrete: the most likely action. torch.export-able, so that any script can load
+    it without our classes: torch.export.load(path).module()(obs) (the experts' policy.pt2 are this module).
     """
 
     def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
                  low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
         super().__init__()
         self.actor = copy.deepcopy(actor).cpu().eval()
-        for p in self.actor.parameters():
+        for p in self.actor.parameters():  # own storage: in training, parameters may be views of one flat buffer
+            p.data = p.data.clone()
             p.requires_grad_(False)
         self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
         if obs_rms is not None:
@@ -444,6 +447,7 @@ class DeterministicPolicy(nn.Module):
         if self.discrete:
             return out.argmax(dim=-1)
         return torch.maximum(torch.minimum(out, self.high), self.low)
+# <<< shared: deterministic policy
 
 
 # >>> shared: run_episodes

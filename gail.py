@@ -168,7 +168,7 @@ class Args:
     norm_adv: bool = True
     """normalise Â to zero mean and unit std within each minibatch"""
     clip_coef: float = 0.2
-    """ε: clipping range of the ratio r_t(θ) (and of the value update when clip_vloss)"""
+    """ε: clipping range of the ratio ρ_t(θ) (and of the value update when clip_vloss)"""
     clip_vloss: bool = True
     """clip the value update around the old prediction, as baselines' ppo2 does"""
     ent_coef: float = 0.0
@@ -190,6 +190,8 @@ class Args:
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+# The networks of ppo.py's learner, unchanged (a shared block): skip on a first reading of gail.py.
+# >>> shared: ppo networks
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
     # TRICK: orthogonal weights with gain √2 for tanh hidden layers, zero biases (baselines' ppo2;
     # "The 37 Implementation Details of PPO", detail 2). The policy head uses gain 0.01 so the first
@@ -199,12 +201,15 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float) -> nn.Sequential:
-    """in_dim -> hidden -> hidden -> out_dim with tanh activations."""
+def mlp(in_dim: int, hidden: int, out_dim: int, out_std: float, activation: str = "tanh",
+        ortho_init: bool = True) -> nn.Sequential:
+    """in_dim -> hidden -> hidden -> out_dim with tanh (or ReLU) activations."""
+    init = layer_init if ortho_init else (lambda layer, std=None: layer)  # (PyTorch's default init otherwise)
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
     return nn.Sequential(
-        layer_init(nn.Linear(in_dim, hidden)), nn.Tanh(),
-        layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-        layer_init(nn.Linear(hidden, out_dim), std=out_std),
+        init(nn.Linear(in_dim, hidden)), act(),
+        init(nn.Linear(hidden, hidden)), act(),
+        init(nn.Linear(hidden, out_dim), std=out_std),
     )
 
 
@@ -214,26 +219,32 @@ def numpy_weights(net: nn.Sequential) -> list:
             for m in net if isinstance(m, nn.Linear)]
 
 
-def numpy_mlp(layers: list, x: np.ndarray) -> np.ndarray:
-    """The forward pass of mlp() in numpy: tanh after every layer but the last. x (B, in) -> (B, out)."""
+def numpy_mlp(layers: list, x: np.ndarray, activation: str = "tanh") -> np.ndarray:
+    """The forward pass of mlp() in numpy: tanh (or ReLU) after every layer but the last. x (B, in) -> (B, out)."""
     for i, (w_t, b) in enumerate(layers):
         x = x @ w_t + b
         if i < len(layers) - 1:
-            x = np.tanh(x)
+            x = np.tanh(x) if activation == "tanh" else np.maximum(x, 0)
     return x
 
 
 class Agent(nn.Module):
-    """ppo.py's actor and critic: separate networks; a categorical policy over logits for discrete actions, a
-    Gaussian with a state-independent learned log-std for continuous ones."""
+    """Separate actor and critic networks.
 
-    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int):
+    Discrete actions: the actor outputs logits of a categorical π_θ(·|s).
+    Continuous actions: the actor outputs the mean μ_θ(s) of a Gaussian with a state-independent,
+    learned log-std (a free parameter vector, as in the PPO paper's MuJoCo experiments).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, discrete: bool, hidden: int, activation: str = "tanh",
+                 ortho_init: bool = True, init_log_std: float = 0.0):
         super().__init__()
         self.discrete = discrete
-        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0)
-        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01)
-        # log σ, shape (act_dim,); unused (and untrained) for discrete actions
-        self.log_std = nn.Parameter(torch.zeros(act_dim), requires_grad=not discrete)
+        self.critic = mlp(obs_dim, hidden, 1, out_std=1.0, activation=activation, ortho_init=ortho_init)
+        self.actor = mlp(obs_dim, hidden, act_dim, out_std=0.01, activation=activation, ortho_init=ortho_init)
+        # log σ, shape (act_dim,); unused (and untrained) for discrete actions, kept so that checkpoints
+        # of both kinds have the same keys.
+        self.log_std = nn.Parameter(torch.full((act_dim,), init_log_std), requires_grad=not discrete)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V_φ(s): (B, obs_dim) -> (B,)"""
@@ -251,6 +262,32 @@ class Agent(nn.Module):
             return categorical_entropy(out)
         return gaussian_entropy(self.log_std).expand(out.shape[0])
 
+    def kl_from(self, out_old: torch.Tensor, log_std_old: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """KL[π_θk(·|s) ‖ π_θ(·|s)] per state -> (B,), the direction of the PPO paper's L^KLPEN."""
+        if self.discrete:
+            return categorical_kl(out_old, out)
+        return gaussian_kl(out_old, log_std_old, out, self.log_std)
+
+
+def flatten_parameters(module: nn.Module) -> nn.Parameter:
+    """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
+
+    TRICK (speed): the networks' 13 tensors become views of one vector, so Adam and the gradient clipping run
+    one fused kernel on one tensor instead of a Python loop over 13 small ones (−10–15% of the update time
+    here; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its view.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        p.grad = flat.grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat
+# <<< shared: ppo networks
+
 
 class Discriminator(nn.Module):
     """f_ψ(s, a), the logit of D_ψ(s, a) = σ(f_ψ(s, a)), the probability that (s, a) is the expert's.
@@ -265,24 +302,6 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
-
-
-def flatten_parameters(module: nn.Module) -> nn.Parameter:
-    """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
-
-    TRICK (speed, from ppo.py): the networks' tensors become views of one vector, so Adam and the gradient clipping
-    run one fused kernel on one tensor instead of a Python loop over many small ones; the result is the same.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        p.grad = flat.grad[offset:offset + n].view_as(p)
-        offset += n
-    return flat
 
 
 # ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
@@ -307,7 +326,7 @@ def subsample_mask(lengths: np.ndarray, k: int, rng: np.random.Generator) -> np.
 #   advantages     Â_t = GAE(γ, λ) of the learned rewards              (T, N)
 #   returns        R̂_t = Â_t + V(s_t)                                  (T, N)
 #   logp_old       log π_θk(a_t|s_t)              (B,)
-#   ratio          r_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)                (B,)
+#   ratio          ρ_t(θ) = π_θ(a_t|s_t) / π_θk(a_t|s_t)   (B,)  (the PPO paper's r_t(θ); r_t is the reward here)
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -382,6 +401,8 @@ def gail_reward(logits: torch.Tensor, form: str) -> torch.Tensor:
     return logits
 
 
+# ppo.py's distributions, GAE and clipped losses, unchanged (a shared block): skip on a first reading of gail.py.
+# >>> shared: ppo learner math
 def gaussian_log_prob(a: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Diagonal Gaussian: a, mu (B, A); log_std (A,) or (B, A) -> (B,)"""
     # log π(a|s) = Σ_i [ −½ ((a_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
@@ -393,6 +414,13 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     """(A,) -> scalar"""
     # H = Σ_i [ log σ_i + ½ log 2πe ]
     return (log_std + 0.5 * (LOG_2PI + 1)).sum(-1)
+
+
+def gaussian_kl(mu0: torch.Tensor, log_std0: torch.Tensor, mu1: torch.Tensor, log_std1: torch.Tensor) -> torch.Tensor:
+    """KL[N(μ0, σ0²) ‖ N(μ1, σ1²)] summed over action dims -> (B,)"""
+    # KL = Σ_i [ log σ1/σ0 + (σ0² + (μ0 − μ1)²) / (2σ1²) − ½ ]
+    var0, var1 = torch.exp(2 * log_std0), torch.exp(2 * log_std1)
+    return (log_std1 - log_std0 + (var0 + (mu0 - mu1).pow(2)) / (2 * var1) - 0.5).sum(-1)
 
 
 def categorical_log_prob(logits: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -408,22 +436,34 @@ def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
+def categorical_kl(logits0: torch.Tensor, logits1: torch.Tensor) -> torch.Tensor:
+    """KL[π0 ‖ π1] -> (B,)"""
+    # KL = Σ_a π0(a) (log π0(a) − log π1(a))
+    logp0, logp1 = torch.log_softmax(logits0, dim=-1), torch.log_softmax(logits1, dim=-1)
+    return (logp0.exp() * (logp0 - logp1)).sum(-1)
+
+
 def gumbel_max_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
     """A sample of softmax(logits) per row from uniform noise u ~ U(0,1); (N, A), (N, A) -> (N,) int64."""
-    # TRICK (Gumbel-max): argmax_a(logits_a + g_a) with g_a = −log(−log u_a) is distributed as softmax(logits).
+    # TRICK (Gumbel-max): argmax_a(logits_a + g_a) with g_a = −log(−log u_a) is distributed as softmax(logits),
+    # two numpy calls per step instead of building a torch distribution.
     return np.argmax(logits - np.log(-np.log(u)), axis=-1)
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
                 dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
-    """Truncated GAE(γ, λ) of one rollout, ppo.py's; all inputs (T, N) -> advantages (T, N).
+    """Truncated GAE(γ, λ) of one rollout; all inputs (T, N) -> advantages (T, N).
 
-    Â_t = Σ_l (γλ)^l δ_{t+l}, computed backwards as Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1} from Â_T = 0.
+    GAE is the (1−λ)-weighted average of the k-step estimators Â_t^(k) = Σ_{l<k} γ^l r_{t+l} + γ^k V(s_{t+k}) − V(s_t),
+    which telescopes (notes 000) into Â_t = Σ_l (γλ)^l δ_{t+l}. Computed backwards:
+    Â_t = δ_t + γλ·(1 − done_t)·Â_{t+1}, starting from Â_T = 0 — the truncation of the notes,
+    Â_t = Σ_{l=0}^{T−t−1} (γλ)^l δ_{t+l}, since the last step bootstraps from V(s_T) through δ_{T−1}.
     """
     assert rewards.shape == values.shape == next_values.shape == terminated.shape == dones.shape
     # δ_t = r_t + γ·(1 − terminated_t)·V(s_{t+1}) − V(s_t)
     # GOTCHA: a time-limit truncation is not terminal: s_{t+1} (the final obs) still has value, so only
-    # `terminated` zeroes the bootstrap; both end the sum, through `dones`.
+    # `terminated` zeroes the bootstrap. Both end the sum, through `dones` below: the next row of the
+    # batch belongs to a new episode.
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values
     advantages = np.zeros_like(deltas)
     last = np.zeros_like(deltas[0])  # Â_{t+1}, shape (N,)
@@ -432,6 +472,30 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray
         last = deltas[t] + gamma * lam * (1.0 - dones[t]) * last
         advantages[t] = last
     return advantages
+
+
+def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """−L^CLIP, to minimise. ratio, adv: (B,) -> scalar."""
+    assert ratio.shape == adv.shape
+    # L^CLIP(θ) = E_t[ min( ρ_t(θ)·Â_t, clip(ρ_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7, where ρ is r)
+    # The min makes it a pessimistic bound: once ρ_t leaves [1−ε, 1+ε] in the direction that Â_t rewards
+    # (r > 1+ε with Â > 0, r < 1−ε with Â < 0) the clipped term is the minimum, it is constant in θ, and
+    # that sample's gradient is exactly zero; moves that make the objective worse are never clipped.
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * adv
+    return -torch.min(unclipped, clipped).mean()
+
+
+def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
+    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
+    assert v.shape == v_old.shape == returns.shape
+    if clip_coef is None:
+        return 0.5 * (v - returns).pow(2).mean()
+    # TRICK (baselines' ppo2; not in the paper): V_clip = V_old + clip(V − V_old, −ε, ε),
+    # loss = ½·max((V − R̂)², (V_clip − R̂)²), a trust region on the critic like the actor's.
+    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
+    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+# <<< shared: ppo learner math
 
 
 def discounted_returns(rewards: np.ndarray, dones: np.ndarray, start: np.ndarray, gamma: float) -> tuple:
@@ -445,32 +509,13 @@ def discounted_returns(rewards: np.ndarray, dones: np.ndarray, start: np.ndarray
     return out, g
 
 
-def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> torch.Tensor:
-    """−L^CLIP, to minimise. ratio, adv: (B,) -> scalar."""
-    assert ratio.shape == adv.shape
-    # L^CLIP(θ) = E_t[ min( r_t(θ)·Â_t, clip(r_t(θ), 1−ε, 1+ε)·Â_t ) ]     (PPO paper, eq. 7)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * adv
-    return -torch.min(unclipped, clipped).mean()
-
-
-def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
-    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
-    assert v.shape == v_old.shape == returns.shape
-    if clip_coef is None:
-        return 0.5 * (v - returns).pow(2).mean()
-    # TRICK (baselines' ppo2): V_clip = V_old + clip(V − V_old, −ε, ε), loss = ½·max((V − R̂)², (V_clip − R̂)²).
-    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
-    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
-
-
 def ppo_losses(agent: Agent, obs, actions, logp_old, adv, v_old, returns, clip_coef: float, clip_vloss: bool,
                norm_adv: bool):
     """The PPO losses of one minibatch -> (policy loss, value loss, entropy, approx KL, clip fraction)."""
     out = agent.actor(obs)  # logits or μ_θ(s_t), (M, A)
     logp = agent.log_prob(out, actions)
     log_ratio = logp - logp_old
-    ratio = log_ratio.exp()  # r_t(θ) = exp(log π_θ − log π_θk)
+    ratio = log_ratio.exp()  # ρ_t(θ) = exp(log π_θ − log π_θk)
     with torch.no_grad():
         # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too large.
         approx_kl = ((ratio - 1) - log_ratio).mean()
@@ -788,18 +833,20 @@ def main(args: Args) -> dict:
 
 
 # ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+# >>> shared: deterministic policy
 class DeterministicPolicy(nn.Module):
     """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
 
-    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes). Discrete: the most likely
-    action. torch.export-able as ppo.py's, so a GAIL policy can serve as an expert for the other scripts.
+    Continuous: the actor's output (a Gaussian's mean, or a deterministic policy's action), clipped to the action
+    bounds (what the env executes). Discrete: the most likely action. torch.export-able, so that any script can load
+    it without our classes: torch.export.load(path).module()(obs) (the experts' policy.pt2 are this module).
     """
 
     def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
                  low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
         super().__init__()
         self.actor = copy.deepcopy(actor).cpu().eval()
-        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
+        for p in self.actor.parameters():  # own storage: in training, parameters may be views of one flat buffer
             p.data = p.data.clone()
             p.requires_grad_(False)
         self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
@@ -819,6 +866,7 @@ class DeterministicPolicy(nn.Module):
         if self.discrete:
             return out.argmax(dim=-1)
         return torch.maximum(torch.minimum(out, self.high), self.low)
+# <<< shared: deterministic policy
 
 
 # >>> shared: run_episodes

@@ -250,6 +250,7 @@ PRESETS = {
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
+# >>> shared: ppo networks
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
     # TRICK: orthogonal weights with gain √2 for tanh hidden layers, zero biases (baselines' ppo2;
     # "The 37 Implementation Details of PPO", detail 2). The policy head uses gain 0.01 so the first
@@ -344,6 +345,7 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
         p.grad = flat.grad[offset:offset + n].view_as(p)
         offset += n
     return flat
+# <<< shared: ppo networks
 
 
 # ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
@@ -364,6 +366,7 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
 LOG_2PI = float(np.log(2 * np.pi))
 
 
+# >>> shared: ppo learner math
 def gaussian_log_prob(a: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Diagonal Gaussian: a, mu (B, A); log_std (A,) or (B, A) -> (B,)"""
     # log π(a|s) = Σ_i [ −½ ((a_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
@@ -447,6 +450,18 @@ def ppo_clip_loss(ratio: torch.Tensor, adv: torch.Tensor, clip_coef: float) -> t
     return -torch.min(unclipped, clipped).mean()
 
 
+def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
+    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
+    assert v.shape == v_old.shape == returns.shape
+    if clip_coef is None:
+        return 0.5 * (v - returns).pow(2).mean()
+    # TRICK (baselines' ppo2; not in the paper): V_clip = V_old + clip(V − V_old, −ε, ε),
+    # loss = ½·max((V − R̂)², (V_clip − R̂)²), a trust region on the critic like the actor's.
+    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
+    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
+# <<< shared: ppo learner math
+
+
 def ppo_kl_loss(ratio: torch.Tensor, adv: torch.Tensor, kl: torch.Tensor, beta) -> torch.Tensor:
     """−L^KLPEN, to minimise. ratio, adv, kl: (B,) -> scalar."""
     assert ratio.shape == adv.shape == kl.shape
@@ -463,17 +478,6 @@ def adapt_kl_beta(beta: float, kl: float, kl_target: float, tolerance: float, fa
     if kl > kl_target * tolerance:
         return beta * factor
     return beta
-
-
-def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip_coef: Optional[float]) -> torch.Tensor:
-    """½·E[(V_φ(s_t) − R̂_t)²], optionally clipped around the old prediction. All (B,) -> scalar."""
-    assert v.shape == v_old.shape == returns.shape
-    if clip_coef is None:
-        return 0.5 * (v - returns).pow(2).mean()
-    # TRICK (baselines' ppo2; not in the paper): V_clip = V_old + clip(V − V_old, −ε, ε),
-    # loss = ½·max((V − R̂)², (V_clip − R̂)²), a trust region on the critic like the actor's.
-    v_clipped = v_old + torch.clamp(v - v_old, -clip_coef, clip_coef)
-    return 0.5 * torch.max((v - returns).pow(2), (v_clipped - returns).pow(2)).mean()
 
 
 def ppo_losses(agent: "Agent", obs, actions, logp_old, adv, v_old, returns, out_old, log_std_old,
@@ -755,19 +759,20 @@ def main(args: Args) -> dict:
 
 
 # ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+# >>> shared: deterministic policy
 class DeterministicPolicy(nn.Module):
     """The policy a user deploys: raw observation -> action, with the observation normalisation baked in.
 
-    Continuous: the Gaussian's mean, clipped to the action bounds (what the env executes).
-    Discrete: the most likely action. This is what --save-expert exports with torch.export, so any
-    script can load it without our classes: torch.export.load(path).module()(obs).
+    Continuous: the actor's output (a Gaussian's mean, or a deterministic policy's action), clipped to the action
+    bounds (what the env executes). Discrete: the most likely action. torch.export-able, so that any script can load
+    it without our classes: torch.export.load(path).module()(obs) (the experts' policy.pt2 are this module).
     """
 
     def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
                  low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
         super().__init__()
         self.actor = copy.deepcopy(actor).cpu().eval()
-        for p in self.actor.parameters():  # own storage: in training, parameters are views of one flat buffer
+        for p in self.actor.parameters():  # own storage: in training, parameters may be views of one flat buffer
             p.data = p.data.clone()
             p.requires_grad_(False)
         self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
@@ -787,6 +792,7 @@ class DeterministicPolicy(nn.Module):
         if self.discrete:
             return out.argmax(dim=-1)
         return torch.maximum(torch.minimum(out, self.high), self.low)
+# <<< shared: deterministic policy
 
 
 # >>> shared: run_episodes
