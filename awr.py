@@ -36,11 +36,8 @@ Run:
     python awr.py --env Hopper-v4 --total-timesteps 1000000 --learning-rate 1e-4
     python awr.py --env Hopper-v4 --weighting reward     # RWR, the ablation
     python awr.py --offline --env CartPole-v1 --random-episodes 100      # MARWIL from demos mixed with random data
-What a working run reaches (docs/awr.md gives the command behind each number):
-    CartPole-v1: 500 (deterministic evaluation) within 100k steps (tests/test_awr_learning.py).
-    Offline, CartPole-v1 from the shipped expert demos: 500/500, 1.0 of the expert (tests/test_awr_learning.py).
-    Hopper-v4 at 1M steps (--learning-rate 1e-4): 2,117 ± 761 over 3 seeds (1,858 / 3,151 / 1,341), still climbing;
-    RWR (--weighting reward) 366 ± 19 (`python benchmark/awr.py`, docs/awr.md).
+What a working run reaches: CartPole-v1 500 within 100k steps, offline 1.0 of the expert from its demos;
+Hopper-v4 2,117 ± 761 at 1M steps (docs/awr.md, with the command behind each number).
 
 The paper's settings (notes 004, "Experimental setup", and the released code, xbpeng/awr awr_configs.py) are the
 defaults, each with its source in Args. Where the code departs from the paper's text:

@@ -31,8 +31,8 @@ Run:
     python bc.py --env CartPole-v1 --num-demos 2   # discrete actions: cross-entropy
     python bc.py --env Hopper-v4 --loss nll        # a Gaussian policy fitted by maximum likelihood
     python bc.py --env Walker2d-v4 --demos path/to/demos.npz
-What a working run reaches (docs/bc.md gives the command behind each number): Hopper-v4 from 25 demos,
-0.998 of the expert's return (3 seeds, 50 evaluation episodes each: docs/bc.md).
+What a working run reaches: Hopper-v4 from 25 demos, 0.998 of the expert's return (docs/bc.md, with the command
+behind each number).
 
 Deviations from the notes:
   - SIMPLIFICATION: the losses average over the sampled pairs of a minibatch (the notes sum over t and average over

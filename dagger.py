@@ -33,10 +33,8 @@ Run:
     python dagger.py                                  # Hopper-v4 with its shipped expert
     python dagger.py --env CartPole-v1 --rounds 4     # discrete actions
     python dagger.py --env Walker2d-v4 --beta-schedule exponential --beta-p 0.5
-What a working run reaches (docs/dagger.md gives the command behind each number): Hopper-v4, 1.00 of the
-expert's return with ~20k labels (defaults); on InvertedPendulum-v4 (--rounds 2 --episodes-per-round 1), π̂_2,
-behaviour cloning of one expert episode, falls after 233 steps, and π̂_3, trained on those states relabelled, balances
-for 1000 (tests/test_imitation_learning.py).
+What a working run reaches: Hopper-v4, 1.00 of the expert's return with ~20k labels; on InvertedPendulum-v4 it
+fixes the fall of behaviour cloning from one demo (docs/dagger.md, with the command behind each number).
 
 Deviations from the paper:
   - SIMPLIFICATION: π̂_{i+1} starts from π̂_i's weights and takes train_steps more Adam steps on D (warm start),

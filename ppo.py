@@ -21,9 +21,8 @@ Run:
     python ppo.py --env Hopper-v4          # the env's preset (PRESETS, beside Args): here 1M steps, CleanRL's settings
     python ppo.py --env CartPole-v1        # 100k steps; any flag given by hand overrides the preset
     python ppo.py --env Pendulum-v1 --preset none    # the plain Args defaults
-What a working run reaches (docs/ppo.md gives the command behind each number):
-    Hopper-v4 ≈ 3,200 at 1M steps; CartPole-v1 500 within 100k steps; Pendulum-v1 ≈ −145 within 100k;
-    InvertedPendulum-v4 1000 within 150k.
+What a working run reaches: Hopper-v4 ≈ 3,200 at 1M steps, CartPole-v1 500 within 100k, Pendulum-v1 ≈ −145
+within 100k (docs/ppo.md, with the command behind each number).
 
 Gymnasium 1.x, done right:
   - vector envs autoreset in SAME_STEP mode: the step that ends an episode returns the first observation

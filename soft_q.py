@@ -39,7 +39,8 @@ Run:
     python soft_q.py                                           # CartPole-v1 (discrete way), 100k steps
     python soft_q.py --env FrozenLake-v1 --alpha 1e-4 --gamma 1  # tabular: soft VI = hard VI (0.744)
     python soft_q.py --env Pendulum-v1 --total-timesteps 30000  # continuous: SVGD sampler
-What a working run reaches: see docs/soft_q.md (`python benchmark/soft_q.py`) and tests/test_soft_q_learning.py.
+What a working run reaches: CartPole-v1 500 within 100k steps, Pendulum-v1 −112 within 30k (docs/soft_q.md, with
+the command behind each number).
 
 Deviations from the paper:
   - As the released code (haarnoja/softqlearning): the soft value's uniform proposal uses value_particles samples
