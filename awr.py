@@ -446,195 +446,204 @@ def main(args: Args) -> dict:
     train_returns: list = []
     global_step, iteration, extra, start_time = 0, 0, {}, time.time()
 
-    if args.checkpoint is None:
-        if args.learning_rate is None:
-            args.learning_rate = args.discrete_learning_rate if discrete else args.continuous_learning_rate
-            atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
-        optimizer = torch.optim.SGD(agent.actor.parameters(), lr=args.learning_rate, momentum=args.momentum)
-        value_optimizer = torch.optim.SGD(agent.critic.parameters(), lr=args.value_learning_rate, momentum=args.momentum)
-        noise_rng = np.random.default_rng(args.seed)
-        batch_gen = torch.Generator().manual_seed(args.seed)
-        act_shape = (0,) if discrete else (0, act_dim)
-        # D, in the order the samples were collected (raw observations: the normalisation may still change).
-        buf = {"obs": np.zeros((0, obs_dim), np.float32), "actions": np.zeros(act_shape, np.int64 if discrete else np.float32),
-               "rewards": np.zeros(0), "next_obs": np.zeros((0, obs_dim), np.float32),
-               "terminations": np.zeros(0, bool), "ends": np.zeros(0, bool)}
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        env.close()
+        train_time = time.time() - start_time
+        extra["iterations"] = iteration
+        summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high, global_step, train_time,
+                         train_returns, extra)
+        writer.close()
+        return summary
 
-        if args.offline:
-            # The fixed dataset: the first --num-demos expert episodes, then --random-episodes of a random policy.
-            keep = int(dataset["episode_lengths"][: args.num_demos].sum())  # steps of the first m episodes
-            parts = [episodes_to_buffer({k: v[:keep] for k, v in dataset.items() if k != "metadata"},
-                                        discrete, centre, half_range)]
-            demo_returns = dataset["episode_returns"][: args.num_demos]
-            if args.random_episodes:
-                env.action_space.seed(args.seed)
-                # (reset seeds drawn from --seed, so that different seeds do not share most of their episodes)
-                first_reset = int(noise_rng.integers(np.iinfo(np.int32).max - args.random_episodes))
-                randoms = run_episodes(lambda o: np.asarray([env.action_space.sample()]), args.env,
-                                       args.random_episodes, seed=first_reset)
-                parts.append(episodes_to_buffer(randoms, discrete, centre, half_range))
-                extra["random_return"] = float(randoms["episode_returns"].mean())
-            buf = {k: np.concatenate([p[k] for p in parts]) for k in buf}
-            if obs_rms is not None:
-                obs_rms.update(buf["obs"].astype(np.float64))
-            extra.update(dataset_steps=len(buf["rewards"]), demo_episodes=len(demo_returns),
-                         demo_return=float(demo_returns.mean()), random_episodes=args.random_episodes)
-            print(f"offline dataset: {len(demo_returns)} demos (return {demo_returns.mean():.1f})"
-                  + (f" + {args.random_episodes} random episodes (return {extra['random_return']:.1f})"
-                     if args.random_episodes else "") + f", {len(buf['rewards']):,} samples", flush=True)
-        else:
-            raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
-            ep_return, ep_length = 0.0, 0
+    if args.learning_rate is None:
+        args.learning_rate = args.discrete_learning_rate if discrete else args.continuous_learning_rate
+        atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
+    optimizer = torch.optim.SGD(agent.actor.parameters(), lr=args.learning_rate, momentum=args.momentum)
+    value_optimizer = torch.optim.SGD(agent.critic.parameters(), lr=args.value_learning_rate, momentum=args.momentum)
+    noise_rng = np.random.default_rng(args.seed)
+    batch_gen = torch.Generator().manual_seed(args.seed)
+    act_shape = (0,) if discrete else (0, act_dim)
+    # D, in the order the samples were collected (raw observations: the normalisation may still change).
+    buf = {"obs": np.zeros((0, obs_dim), np.float32), "actions": np.zeros(act_shape, np.int64 if discrete else np.float32),
+           "rewards": np.zeros(0), "next_obs": np.zeros((0, obs_dim), np.float32),
+           "terminations": np.zeros(0, bool), "ends": np.zeros(0, bool)}
 
-        start_iteration = 0
-        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
-            set_rng_states(resumed["rng"])
-            agent.load_state_dict(resumed["agent"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            value_optimizer.load_state_dict(resumed["value_optimizer"])
-            if obs_rms is not None:
-                vars(obs_rms).update(resumed["obs_rms"])
-            noise_rng, buf, extra = resumed["noise_rng"], resumed["buffer"], resumed["extra"]
-            batch_gen.set_state(resumed["batch_gen"])
-            global_step, iteration, train_returns = resumed["global_step"], resumed["iteration"], resumed["train_returns"]
-            start_iteration, start_time = iteration, time.time() - resumed["train_time"]
+    if args.offline:
+        # The fixed dataset: the first --num-demos expert episodes, then --random-episodes of a random policy.
+        keep = int(dataset["episode_lengths"][: args.num_demos].sum())  # steps of the first m episodes
+        parts = [episodes_to_buffer({k: v[:keep] for k, v in dataset.items() if k != "metadata"},
+                                    discrete, centre, half_range)]
+        demo_returns = dataset["episode_returns"][: args.num_demos]
+        if args.random_episodes:
+            env.action_space.seed(args.seed)
+            # (reset seeds drawn from --seed, so that different seeds do not share most of their episodes)
+            first_reset = int(noise_rng.integers(np.iinfo(np.int32).max - args.random_episodes))
+            randoms = run_episodes(lambda o: np.asarray([env.action_space.sample()]), args.env,
+                                   args.random_episodes, seed=first_reset)
+            parts.append(episodes_to_buffer(randoms, discrete, centre, half_range))
+            extra["random_return"] = float(randoms["episode_returns"].mean())
+        buf = {k: np.concatenate([p[k] for p in parts]) for k in buf}
+        if obs_rms is not None:
+            obs_rms.update(buf["obs"].astype(np.float64))
+        extra.update(dataset_steps=len(buf["rewards"]), demo_episodes=len(demo_returns),
+                     demo_return=float(demo_returns.mean()), random_episodes=args.random_episodes)
+        print(f"offline dataset: {len(demo_returns)} demos (return {demo_returns.mean():.1f})"
+              + (f" + {args.random_episodes} random episodes (return {extra['random_return']:.1f})"
+                 if args.random_episodes else "") + f", {len(buf['rewards']):,} samples", flush=True)
+    else:
+        raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
+        ep_return, ep_length = 0.0, 0
+
+    start_iteration = 0
+    if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+        set_rng_states(resumed["rng"])
+        agent.load_state_dict(resumed["agent"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        value_optimizer.load_state_dict(resumed["value_optimizer"])
+        if obs_rms is not None:
+            vars(obs_rms).update(resumed["obs_rms"])
+        noise_rng, buf, extra = resumed["noise_rng"], resumed["buffer"], resumed["extra"]
+        batch_gen.set_state(resumed["batch_gen"])
+        global_step, iteration, train_returns = resumed["global_step"], resumed["iteration"], resumed["train_returns"]
+        start_iteration, start_time = iteration, time.time() - resumed["train_time"]
+        if not args.offline:
+            env.close()
+            env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
+            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+        while (iteration < args.offline_iterations) if args.offline else (global_step < args.total_timesteps):
+            # Safe point, before iteration `iteration + 1` (online, the episode in progress continues after it).
+            progress, stride = (iteration, 1) if args.offline else (global_step, args.samples_per_iter)
+            if iteration > start_iteration and (stop.received or checkpoint_due(progress - stride, progress,
+                                                                                args.checkpoint_every)):
+                check_finite(run_dir, progress, **{"the networks": agent},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                save_training_state(run_dir, {
+                    "script": "awr.py", "iteration": iteration, "global_step": global_step, "log_step": progress,
+                    "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                    "optimizer": optimizer.state_dict(), "value_optimizer": value_optimizer.state_dict(),
+                    "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
+                    "batch_gen": batch_gen.get_state(), "buffer": buf, "extra": extra, "train_returns": train_returns,
+                    **({} if args.offline else {"env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
+                                                "ep_length": ep_length})})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("awr.py", stop.received, progress, run_dir))
+            iteration += 1
             if not args.offline:
-                env.close()
-                env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
-                ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
-
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
-            while (iteration < args.offline_iterations) if args.offline else (global_step < args.total_timesteps):
-                # Safe point, before iteration `iteration + 1` (online, the episode in progress continues after it).
-                progress, stride = (iteration, 1) if args.offline else (global_step, args.samples_per_iter)
-                if iteration > start_iteration and (stop.received or checkpoint_due(progress - stride, progress,
-                                                                                    args.checkpoint_every)):
-                    check_finite(run_dir, progress, **{"the networks": agent},
-                                 **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                    save_training_state(run_dir, {
-                        "script": "awr.py", "iteration": iteration, "global_step": global_step, "log_step": progress,
-                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
-                        "optimizer": optimizer.state_dict(), "value_optimizer": value_optimizer.state_dict(),
-                        "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
-                        "batch_gen": batch_gen.get_state(), "buffer": buf, "extra": extra, "train_returns": train_returns,
-                        **({} if args.offline else {"env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
-                                                    "ep_length": ep_length})})
-                    if stop.received:
-                        writer.close()
-                        raise Interrupted(stop_line("awr.py", stop.received, progress, run_dir))
-                iteration += 1
-                if not args.offline:
-                    # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
-                    # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
-                    # call at batch size 1); π is fixed until [S3].
-                    actor_np = numpy_weights(agent.actor)
-                    new = {k: [] for k in buf}
-                    for _ in range(args.samples_per_iter):
-                        if obs_rms is not None and global_step < args.obs_norm_samples:
-                            obs_rms.update(np.asarray(raw_obs, np.float64)[None])
-                        out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
-                        if discrete:
-                            action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
-                            env_action = action
-                        else:
-                            # ã_t = μ(s_t) + σ·ε, ε ~ N(0, I); the env gets a_t = clip(centre + half_range·ã_t)
-                            action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
-                            # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
-                            # Gaussian drew.
-                            env_action = np.clip(centre + half_range * action, low, high)
-                        next_raw, reward, terminated, truncated, _ = env.step(env_action)
-                        for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
-                            new[key].append(value)
-                        global_step += 1
-                        ep_return, ep_length = ep_return + float(reward), ep_length + 1
-                        raw_obs = next_raw
-                        if terminated or truncated:
-                            train_returns.append(ep_return)
-                            writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                            writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                            raw_obs, _ = env.reset()
-                            ep_return, ep_length = 0.0, 0
-                    # D ← the buffer_size most recent samples of D ∪ new
-                    buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
-                           for k in buf}
-
-                # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
-                log_step = iteration if args.offline else global_step
-
-                # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
-                obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
-                next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
-                actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
-                ends = buf["ends"].copy()
-                ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
-
-                def lambda_returns() -> tuple:
-                    """(R^D (B,), V(s) (B,)) with the current V."""
-                    with torch.no_grad():
-                        v, v_next = agent.value(obs).cpu().numpy(), agent.value(next_obs).cpu().numpy()
-                    return td_lambda_returns(buf["rewards"], v_next, buf["terminations"], ends,
-                                             args.gamma, args.td_lambda), v
-
-                returns, values = lambda_returns()
-                n = len(returns)
-
-                # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
-                targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
-                for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
-                    # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
-                    v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
-                    value_optimizer.zero_grad()
-                    v_loss.backward()
-                    value_optimizer.step()
-                writer.add_scalar("losses/value_loss", v_loss.item(), log_step)
-                # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
-                writer.add_scalar("losses/explained_variance", explained_variance(values, returns), log_step)
-
-                # The weights, with the new V_k (the released code recomputes R^D as well).
-                returns, values = lambda_returns()
-                # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
-                adv = returns - values if args.weighting == "advantage" else returns
-                writer.add_scalar("losses/adv_mean", float(adv.mean()), log_step)
-                writer.add_scalar("losses/adv_std", float(adv.std()), log_step)
-                if args.norm_adv:
-                    adv = standardize(adv)
-                # w = min(exp(A/β), w_max)
-                weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
-                # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
-                writer.add_scalar("losses/weight_mean", float(weights.mean()), log_step)
-                writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
-                                  log_step)
-                writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, log_step)
-                b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
-
-                # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
-                for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
-                    out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
+                # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
+                # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
+                # call at batch size 1); π is fixed until [S3].
+                actor_np = numpy_weights(agent.actor)
+                new = {k: [] for k in buf}
+                for _ in range(args.samples_per_iter):
+                    if obs_rms is not None and global_step < args.obs_norm_samples:
+                        obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+                    out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
                     if discrete:
-                        logp = categorical_log_prob(out, actions[idx])
-                        loss = weighted_nll(logp, b_weights[idx])
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
+                        env_action = action
                     else:
-                        logp = gaussian_log_prob(actions[idx], out, log_std)
-                        loss = weighted_nll(logp, b_weights[idx]) + args.bound_loss_weight * action_bound_loss(out)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                writer.add_scalar("losses/policy_loss", loss.item(), log_step)
-                check_finite(run_dir, log_step,
-                             **{"the value loss": v_loss, "the policy loss": loss, "the networks": agent})
+                        # ã_t = μ(s_t) + σ·ε, ε ~ N(0, I); the env gets a_t = clip(centre + half_range·ã_t)
+                        action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
+                        # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
+                        # Gaussian drew.
+                        env_action = np.clip(centre + half_range * action, low, high)
+                    next_raw, reward, terminated, truncated, _ = env.step(env_action)
+                    for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
+                        new[key].append(value)
+                    global_step += 1
+                    ep_return, ep_length = ep_return + float(reward), ep_length + 1
+                    raw_obs = next_raw
+                    if terminated or truncated:
+                        train_returns.append(ep_return)
+                        writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                        writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                        raw_obs, _ = env.reset()
+                        ep_return, ep_length = 0.0, 0
+                # D ← the buffer_size most recent samples of D ∪ new
+                buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
+                       for k in buf}
 
-                # [S4] log.
-                writer.add_scalar("charts/iteration", iteration, log_step)
-                if args.offline:
-                    print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
-                          f"/{n:,}", flush=True)
-                    continue
-                sps = int(global_step / (time.time() - start_time))
-                writer.add_scalar("charts/SPS", sps, log_step)
-                recent = train_returns[-100:]
-                print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                      f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "
-                      f"SPS {sps:,}", flush=True)
+            # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
+            log_step = iteration if args.offline else global_step
+
+            # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
+            obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
+            next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
+            actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
+            ends = buf["ends"].copy()
+            ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
+
+            def lambda_returns() -> tuple:
+                """(R^D (B,), V(s) (B,)) with the current V."""
+                with torch.no_grad():
+                    v, v_next = agent.value(obs).cpu().numpy(), agent.value(next_obs).cpu().numpy()
+                return td_lambda_returns(buf["rewards"], v_next, buf["terminations"], ends,
+                                         args.gamma, args.td_lambda), v
+
+            returns, values = lambda_returns()
+            n = len(returns)
+
+            # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
+            targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
+            for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
+                # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
+                v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
+                value_optimizer.zero_grad()
+                v_loss.backward()
+                value_optimizer.step()
+            writer.add_scalar("losses/value_loss", v_loss.item(), log_step)
+            # explained_variance ≤ 0: V predicts nothing of the returns, and the advantages are the returns' noise.
+            writer.add_scalar("losses/explained_variance", explained_variance(values, returns), log_step)
+
+            # The weights, with the new V_k (the released code recomputes R^D as well).
+            returns, values = lambda_returns()
+            # A_t = R^D_t − V_k(s_t)  (AWR);   RWR weights the return itself.
+            adv = returns - values if args.weighting == "advantage" else returns
+            writer.add_scalar("losses/adv_mean", float(adv.mean()), log_step)
+            writer.add_scalar("losses/adv_std", float(adv.std()), log_step)
+            if args.norm_adv:
+                adv = standardize(adv)
+            # w = min(exp(A/β), w_max)
+            weights = awr_weights(adv, args.beta, args.weight_clip)  # (B,)
+            # clip_fraction near 1: β too small for these advantages; ESS/B near 0: a handful of samples decide π.
+            writer.add_scalar("losses/weight_mean", float(weights.mean()), log_step)
+            writer.add_scalar("losses/clip_fraction", float((adv / args.beta >= math.log(args.weight_clip)).mean()),
+                              log_step)
+            writer.add_scalar("losses/ess_fraction", effective_sample_size(weights) / n, log_step)
+            b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+            # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
+            for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
+                out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
+                if discrete:
+                    logp = categorical_log_prob(out, actions[idx])
+                    loss = weighted_nll(logp, b_weights[idx])
+                else:
+                    logp = gaussian_log_prob(actions[idx], out, log_std)
+                    loss = weighted_nll(logp, b_weights[idx]) + args.bound_loss_weight * action_bound_loss(out)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            writer.add_scalar("losses/policy_loss", loss.item(), log_step)
+            check_finite(run_dir, log_step,
+                         **{"the value loss": v_loss, "the policy loss": loss, "the networks": agent})
+
+            # [S4] log.
+            writer.add_scalar("charts/iteration", iteration, log_step)
+            if args.offline:
+                print(f"iteration {iteration:>4}  value loss {v_loss.item():.4f}  ESS {effective_sample_size(weights):,.0f}"
+                      f"/{n:,}", flush=True)
+                continue
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/SPS", sps, log_step)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {effective_sample_size(weights) / n:.2f}  "
+                  f"SPS {sps:,}", flush=True)
+
     env.close()
 
     train_time = time.time() - start_time

@@ -299,113 +299,118 @@ def main(args: Args) -> dict:
     start_time = time.time()
     extra = {}
 
-    if args.checkpoint is None:
-        # [S1] the first m episodes, split into training and validation episodes.
-        lengths = demos["episode_lengths"]
-        if args.num_demos > len(lengths):
-            raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only {len(lengths)} episodes")
-        lengths = lengths[:args.num_demos]  # (m,)
-        n = int(lengths.sum())  # Σ T_i pairs
-        raw_obs, actions = demos["observations"][:n], demos["actions"][:n]  # (n, obs_dim), (n,) or (n, A)
-        num_val = int(round(args.val_fraction * args.num_demos))
-        if args.val_fraction > 0:
-            num_val = min(max(num_val, 1), args.num_demos - 1)  # at least one episode on each side
-        split_rng = np.random.default_rng(args.seed)
-        val_mask = validation_split(lengths, num_val, split_rng)  # (n,)
-        keep = subsample_mask(lengths, args.subsample, split_rng)  # (n,) the pairs whose labels we use
-        raw_obs, actions, val_mask = raw_obs[keep], actions[keep], val_mask[keep]
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        train_time = time.time() - start_time
+        summary = finish(args, run_dir, writer, policy_net, obs_rms, discrete, low, high, train_time, extra)
+        writer.close()
+        return summary
 
-        # [S2] normalisation statistics of the training states only (the validation episodes stay unseen).
-        obs_rms = None
-        if args.norm_obs:
-            obs_rms = RunningMeanStd((obs_dim,))
-            obs_rms.update(raw_obs[~val_mask].astype(np.float64))
-            # GOTCHA: a good expert keeps some state variables almost constant (InvertedPendulum's pole angle varies by
-            # 0.001 rad over its demos). Dividing by that σ magnifies the learner's first small deviation 1000-fold,
-            # off the edge of the training data (and past ±clip_obs), and the clone falls at once: 28 of 1000 from
-            # 25 demos and 5,000 steps. A floor σ ≥ obs_std_min bounds the magnification: with it, 4 demos give 1000
-            # (tests/test_imitation_learning.py); 25 demos still gave 235 at 5,000 steps, with the lowest validation
-            # loss of all, because a low loss on the expert's states does not keep the clone on them (dagger.py).
-            obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
-        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-        to_tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
-        train_obs, train_act = to_tensor(obs[~val_mask]), to_tensor(actions[~val_mask])
-        val_obs, val_act = to_tensor(obs[val_mask]), to_tensor(actions[val_mask])
-        print(f"{args.env}: {args.num_demos} demos ({len(raw_obs):,} pairs): {args.num_demos - num_val} episodes to train on, "
-              f"{num_val} to validate on; loss {'cross-entropy' if discrete else loss_kind}", flush=True)
+    # [S1] the first m episodes, split into training and validation episodes.
+    lengths = demos["episode_lengths"]
+    if args.num_demos > len(lengths):
+        raise UserError(f"--num-demos {args.num_demos}: '{demos_path}' holds only {len(lengths)} episodes")
+    lengths = lengths[:args.num_demos]  # (m,)
+    n = int(lengths.sum())  # Σ T_i pairs
+    raw_obs, actions = demos["observations"][:n], demos["actions"][:n]  # (n, obs_dim), (n,) or (n, A)
+    num_val = int(round(args.val_fraction * args.num_demos))
+    if args.val_fraction > 0:
+        num_val = min(max(num_val, 1), args.num_demos - 1)  # at least one episode on each side
+    split_rng = np.random.default_rng(args.seed)
+    val_mask = validation_split(lengths, num_val, split_rng)  # (n,)
+    keep = subsample_mask(lengths, args.subsample, split_rng)  # (n,) the pairs whose labels we use
+    raw_obs, actions, val_mask = raw_obs[keep], actions[keep], val_mask[keep]
 
-        policy_net = Policy(obs_dim, act_dim, args.hidden_size, gaussian).to(device)
-        optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-        batch_gen = torch.Generator(device=device).manual_seed(args.seed)
+    # [S2] normalisation statistics of the training states only (the validation episodes stay unseen).
+    obs_rms = None
+    if args.norm_obs:
+        obs_rms = RunningMeanStd((obs_dim,))
+        obs_rms.update(raw_obs[~val_mask].astype(np.float64))
+        # GOTCHA: a good expert keeps some state variables almost constant (InvertedPendulum's pole angle varies by
+        # 0.001 rad over its demos). Dividing by that σ magnifies the learner's first small deviation 1000-fold,
+        # off the edge of the training data (and past ±clip_obs), and the clone falls at once: 28 of 1000 from
+        # 25 demos and 5,000 steps. A floor σ ≥ obs_std_min bounds the magnification: with it, 4 demos give 1000
+        # (tests/test_imitation_learning.py); 25 demos still gave 235 at 5,000 steps, with the lowest validation
+        # loss of all, because a low loss on the expert's states does not keep the clone on them (dagger.py).
+        obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
+    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+    to_tensor = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
+    train_obs, train_act = to_tensor(obs[~val_mask]), to_tensor(actions[~val_mask])
+    val_obs, val_act = to_tensor(obs[val_mask]), to_tensor(actions[val_mask])
+    print(f"{args.env}: {args.num_demos} demos ({len(raw_obs):,} pairs): {args.num_demos - num_val} episodes to train on, "
+          f"{num_val} to validate on; loss {'cross-entropy' if discrete else loss_kind}", flush=True)
 
-        def loss_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-            """The loss of --loss on pairs (o, a)."""
-            out, raw_log_std = policy_net(o)
-            if discrete:
-                return categorical_nll(out, a)
-            if gaussian:
-                return gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), a)
-            return mse_loss(out, a)
+    policy_net = Policy(obs_dim, act_dim, args.hidden_size, gaussian).to(device)
+    optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    batch_gen = torch.Generator(device=device).manual_seed(args.seed)
 
-        best = {"val_loss": float("inf"), "step": 0, "state": copy.deepcopy(policy_net.state_dict())}
-        # (the dataset is not in checkpoint.pt: --resume rebuilds it from the same demos.npz, and checks that it is)
-        fingerprint = [len(raw_obs), float(np.sum(raw_obs, dtype=np.float64)), float(np.sum(actions, dtype=np.float64))]
-        start_step = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
-            if resumed["dataset"] != fingerprint:
-                raise UserError(f"cannot resume: the demonstrations in '{demos_path}' changed since the run started")
-            set_rng_states(resumed["rng"])
-            policy_net.load_state_dict(resumed["policy_net"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            batch_gen.set_state(resumed["batch_gen"])
-            best, start_step = resumed["best"], resumed["global_step"] + 1
-            start_time = time.time() - resumed["train_time"]
+    def loss_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The loss of --loss on pairs (o, a)."""
+        out, raw_log_std = policy_net(o)
+        if discrete:
+            return categorical_nll(out, a)
+        if gaussian:
+            return gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), a)
+        return mse_loss(out, a)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
-            for step in range(start_step, args.train_steps + 1):
-                # [S3] one Adam step on L(θ) over a minibatch drawn uniformly from the training pairs.
-                idx = torch.randint(len(train_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
-                loss = loss_fn(train_obs[idx], train_act[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+    best = {"val_loss": float("inf"), "step": 0, "state": copy.deepcopy(policy_net.state_dict())}
+    # (the dataset is not in checkpoint.pt: --resume rebuilds it from the same demos.npz, and checks that it is)
+    fingerprint = [len(raw_obs), float(np.sum(raw_obs, dtype=np.float64)), float(np.sum(actions, dtype=np.float64))]
+    start_step = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
+        if resumed["dataset"] != fingerprint:
+            raise UserError(f"cannot resume: the demonstrations in '{demos_path}' changed since the run started")
+        set_rng_states(resumed["rng"])
+        policy_net.load_state_dict(resumed["policy_net"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        batch_gen.set_state(resumed["batch_gen"])
+        best, start_step = resumed["best"], resumed["global_step"] + 1
+        start_time = time.time() - resumed["train_time"]
 
-                if step % args.val_every == 0 or step == args.train_steps:
-                    # [S4] "use a validation set to avoid overfitting" (notes 004): keep the θ with the lowest loss on
-                    # the held-out episodes. A validation loss that rises while the training loss falls is overfitting.
-                    writer.add_scalar("losses/train_loss", loss.item(), step)
-                    check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
-                    if num_val:
-                        with torch.no_grad():
-                            val_loss = loss_fn(val_obs, val_act).item()
-                            out, _ = policy_net(val_obs)
-                            # The fraction of validation states where the clone's action differs from the expert's
-                            # (discrete), or its squared distance to it (continuous): comparable between mse and nll.
-                            gap = (out.argmax(-1) != val_act).float().mean() if discrete else (out - val_act).pow(2).sum(-1).mean()
-                        writer.add_scalar("losses/val_loss", val_loss, step)
-                        writer.add_scalar("losses/val_action_error", gap.item(), step)
-                        if val_loss < best["val_loss"]:
-                            best = {"val_loss": val_loss, "step": step, "state": copy.deepcopy(policy_net.state_dict())}
-                        print(f"step {step:>7,}  train loss {loss.item():9.5f}  val loss {val_loss:9.5f}  "
-                              f"best {best['val_loss']:9.5f} (step {best['step']:,})", flush=True)
-                    else:
-                        print(f"step {step:>7,}  train loss {loss.item():9.5f}", flush=True)
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
+        for step in range(start_step, args.train_steps + 1):
+            # [S3] one Adam step on L(θ) over a minibatch drawn uniformly from the training pairs.
+            idx = torch.randint(len(train_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
+            loss = loss_fn(train_obs[idx], train_act[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
-                # Safe point, after step `step`.
-                if stop.received or checkpoint_due(step - 1, step, args.checkpoint_every):
-                    check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
-                    save_training_state(run_dir, {
-                        "script": "bc.py", "global_step": step, "train_time": time.time() - start_time,
-                        "policy_net": policy_net.state_dict(), "optimizer": optimizer.state_dict(),
-                        "batch_gen": batch_gen.get_state(), "best": best, "dataset": fingerprint})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("bc.py", stop.received, step, run_dir))
-        if num_val:
-            policy_net.load_state_dict(best["state"])  # the θ the validation set picked
-        extra = {"num_demos": args.num_demos, "train_pairs": int((~val_mask).sum()), "val_pairs": int(val_mask.sum()),
-                 "expert_labels": len(raw_obs), "best_val_loss": best["val_loss"] if num_val else None,
-                 "best_step": best["step"] if num_val else args.train_steps}
+            if step % args.val_every == 0 or step == args.train_steps:
+                # [S4] "use a validation set to avoid overfitting" (notes 004): keep the θ with the lowest loss on
+                # the held-out episodes. A validation loss that rises while the training loss falls is overfitting.
+                writer.add_scalar("losses/train_loss", loss.item(), step)
+                check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
+                if num_val:
+                    with torch.no_grad():
+                        val_loss = loss_fn(val_obs, val_act).item()
+                        out, _ = policy_net(val_obs)
+                        # The fraction of validation states where the clone's action differs from the expert's
+                        # (discrete), or its squared distance to it (continuous): comparable between mse and nll.
+                        gap = (out.argmax(-1) != val_act).float().mean() if discrete else (out - val_act).pow(2).sum(-1).mean()
+                    writer.add_scalar("losses/val_loss", val_loss, step)
+                    writer.add_scalar("losses/val_action_error", gap.item(), step)
+                    if val_loss < best["val_loss"]:
+                        best = {"val_loss": val_loss, "step": step, "state": copy.deepcopy(policy_net.state_dict())}
+                    print(f"step {step:>7,}  train loss {loss.item():9.5f}  val loss {val_loss:9.5f}  "
+                          f"best {best['val_loss']:9.5f} (step {best['step']:,})", flush=True)
+                else:
+                    print(f"step {step:>7,}  train loss {loss.item():9.5f}", flush=True)
+
+            # Safe point, after step `step`.
+            if stop.received or checkpoint_due(step - 1, step, args.checkpoint_every):
+                check_finite(run_dir, step, **{"the training loss": loss, "the policy": policy_net})
+                save_training_state(run_dir, {
+                    "script": "bc.py", "global_step": step, "train_time": time.time() - start_time,
+                    "policy_net": policy_net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "batch_gen": batch_gen.get_state(), "best": best, "dataset": fingerprint})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("bc.py", stop.received, step, run_dir))
+    if num_val:
+        policy_net.load_state_dict(best["state"])  # the θ the validation set picked
+    extra = {"num_demos": args.num_demos, "train_pairs": int((~val_mask).sum()), "val_pairs": int(val_mask.sum()),
+             "expert_labels": len(raw_obs), "best_val_loss": best["val_loss"] if num_val else None,
+             "best_step": best["step"] if num_val else args.train_steps}
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, policy_net, obs_rms, discrete, low, high, train_time, extra)

@@ -302,159 +302,167 @@ def main(args: Args) -> dict:
     start_time = time.time()
     extra, global_step, train_returns = {}, 0, []
 
-    if args.checkpoint is None:
-        policy_net = Policy(obs_dim, act_dim, args.hidden_size, gaussian).to(device)  # π̂_1: "any policy in Π"
-        optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-        batch_gen = torch.Generator(device=device).manual_seed(args.seed)
-        mix_rng = np.random.default_rng(args.seed)  # the u_t of the β-mixture
-        obs_rms = None  # with --norm-obs, fixed from round 1's states
-        d_obs, d_act = [], []  # D = ∪_i D_i: raw states and the expert's labels, round by round
-        rounds, best, labels_so_far = [], {"score": float("inf"), "round": None, "state": None}, 0
-        raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        env.close()
+        train_time = time.time() - start_time
+        summary = finish(args, run_dir, writer, policy_net, obs_rms, discrete, low, high, global_step, train_time,
+                         train_returns, extra)
+        writer.close()
+        return summary
 
-        def learner_act(o: np.ndarray) -> np.ndarray:
-            """π̂_i(s) for raw observations (B, obs_dim): the deterministic action, as the evaluation runs it."""
-            with torch.no_grad():
-                out, _ = policy_net(torch.as_tensor(normalize_obs(o, obs_rms, args.clip_obs), device=device))
-                out = out.cpu().numpy()
-            return out.argmax(-1) if discrete else np.clip(out, low, high)
+    policy_net = Policy(obs_dim, act_dim, args.hidden_size, gaussian).to(device)  # π̂_1: "any policy in Π"
+    optimizer = torch.optim.AdamW(policy_net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    batch_gen = torch.Generator(device=device).manual_seed(args.seed)
+    mix_rng = np.random.default_rng(args.seed)  # the u_t of the β-mixture
+    obs_rms = None  # with --norm-obs, fixed from round 1's states
+    d_obs, d_act = [], []  # D = ∪_i D_i: raw states and the expert's labels, round by round
+    rounds, best, labels_so_far = [], {"score": float("inf"), "round": None, "state": None}, 0
+    raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
 
-        # Rounds 1..N each end by training π̂_{i+1}; one more roll-out (round N + 1) only scores π̂_{N+1}.
-        start_round = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one round to the next
-            set_rng_states(resumed["rng"])
-            policy_net.load_state_dict(resumed["policy_net"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            batch_gen.set_state(resumed["batch_gen"])
-            if resumed["obs_rms"] is not None:
-                obs_rms = RunningMeanStd((obs_dim,))
-                vars(obs_rms).update(resumed["obs_rms"])
-            mix_rng, d_obs, d_act = resumed["mix_rng"], resumed["d_obs"], resumed["d_act"]
-            rounds, best, labels_so_far = resumed["rounds"], resumed["best"], resumed["labels_so_far"]
-            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
-            env.close()
-            env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
-            start_round, start_time = resumed["round"] + 1, time.time() - resumed["train_time"]
+    def learner_act(o: np.ndarray) -> np.ndarray:
+        """π̂_i(s) for raw observations (B, obs_dim): the deterministic action, as the evaluation runs it."""
+        with torch.no_grad():
+            out, _ = policy_net(torch.as_tensor(normalize_obs(o, obs_rms, args.clip_obs), device=device))
+            out = out.cpu().numpy()
+        return out.argmax(-1) if discrete else np.clip(out, low, high)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this round, write checkpoint.pt, stop
-            for i in range(start_round, args.rounds + 2):
-                beta = beta_schedule(i, args.beta_schedule, args.beta_p)
-                # [S1] Sample trajectories with π_i = β_i π* + (1 − β_i) π̂_i, to the end of each episode.
-                # Every visited state is labelled with the expert's action, whoever acted.
-                states, labels, learner_labels, from_expert, episode_returns = [], [], [], [], []
-                for _ in range(args.episodes_per_round):
-                    done, ep_return, t = False, 0.0, 0
-                    offset = mix_rng.integers(args.subsample)  # with --subsample k, D_i keeps steps t ≡ offset (mod k)
-                    while not done:
-                        s = np.asarray(raw_obs, np.float32)[None]  # (1, obs_dim)
-                        with torch.no_grad():
-                            a_star = expert(torch.from_numpy(s)).numpy()  # π*(s_t), (1, A) or (1,)
-                        # β_1 = 1 in both schedules: round 1 is the expert's alone, and π̂_1 (untrained) is never asked.
-                        a_hat = learner_act(s) if i > 1 else a_star  # π̂_i(s_t)
-                        action, by_expert = mix_actions(a_star, a_hat, beta, mix_rng.random(1))
-                        raw_obs, reward, terminated, truncated, _ = env.step(action[0])
-                        done = terminated or truncated
-                        if t % args.subsample == offset:
-                            states.append(s[0])
-                            labels.append(a_star[0])
-                            learner_labels.append(a_hat[0])
-                        from_expert.append(by_expert[0])
-                        ep_return, t, global_step = ep_return + float(reward), t + 1, global_step + 1
-                    episode_returns.append(ep_return)
-                    train_returns.append(ep_return)
-                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                    raw_obs, _ = env.reset()
-                # (T_i, obs_dim), (T_i, A) or (T_i,); T_i can be 0 when --subsample skips every step of short episodes
-                states = np.asarray(states, np.float32).reshape(-1, obs_dim)
-                labels = np.asarray(labels).reshape((-1,) if discrete else (-1, act_dim))
-                learner_labels = np.asarray(learner_labels).reshape(labels.shape)
-                labels_so_far += len(states)
+    # Rounds 1..N each end by training π̂_{i+1}; one more roll-out (round N + 1) only scores π̂_{N+1}.
+    start_round = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one round to the next
+        set_rng_states(resumed["rng"])
+        policy_net.load_state_dict(resumed["policy_net"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        batch_gen.set_state(resumed["batch_gen"])
+        if resumed["obs_rms"] is not None:
+            obs_rms = RunningMeanStd((obs_dim,))
+            vars(obs_rms).update(resumed["obs_rms"])
+        mix_rng, d_obs, d_act = resumed["mix_rng"], resumed["d_obs"], resumed["d_act"]
+        rounds, best, labels_so_far = resumed["rounds"], resumed["best"], resumed["labels_so_far"]
+        global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+        env.close()
+        env, raw_obs = set_env_state(resumed["env"]), resumed["raw_obs"]
+        start_round, start_time = resumed["round"] + 1, time.time() - resumed["train_time"]
 
-                # [S4, first half] "Return best π̂_i on validation": the score of π̂_i is its disagreement with π* on the
-                # states of round i, which it has not been trained on (it was fitted before they existed). With β_i = 0
-                # they are π̂_i's own states, the distribution DAgger's guarantee is about. (With β_i > 0 some steps are
-                # the expert's, and the score is optimistic.)
-                score = None
-                if i > 1 and len(states):
-                    score = disagreement(learner_labels, labels, discrete)
-                    if score < best["score"]:
-                        best = {"score": score, "round": i, "state": copy.deepcopy(policy_net.state_dict())}
-                record = {
-                    "round": i, "beta": beta, "new_labels": len(states), "expert_labels": labels_so_far,
-                    # the fraction of steps where the expert acted: ≈ β_i
-                    "expert_action_fraction": float(np.mean(from_expert)),
-                    # π̂_i on the states of round i, before any training on them (None for the untrained π̂_1)
-                    "disagreement": score,
-                    # the environment's return of π_i (π̂_i's own when β_i = 0); logged, never used to learn or choose
-                    "rollout_return": float(np.mean(episode_returns)),
-                }
-                writer.add_scalar("charts/beta", beta, labels_so_far)
-                writer.add_scalar("charts/expert_action_fraction", record["expert_action_fraction"], labels_so_far)
-                writer.add_scalar("charts/round_return", record["rollout_return"], labels_so_far)
-                if score is not None:
-                    # Disagreement on the learner's own states: what DAgger drives down. If it stays high while the
-                    # training loss is low, the learner cannot represent the expert on the states it reaches.
-                    writer.add_scalar("losses/disagreement", score, labels_so_far)
-                print(f"round {i:>3}  β {beta:.3f}  labels {labels_so_far:>8,}  return of π_{i} {record['rollout_return']:9.1f}  "
-                      f"disagreement of π̂_{i} {'      -' if score is None else f'{score:.5f}'}", flush=True)
-                if i == args.rounds + 1:
-                    rounds.append(record)
-                    break  # the validation roll-out of π̂_{N+1}: its labels are not trained on
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this round, write checkpoint.pt, stop
+        for i in range(start_round, args.rounds + 2):
+            beta = beta_schedule(i, args.beta_schedule, args.beta_p)
+            # [S1] Sample trajectories with π_i = β_i π* + (1 − β_i) π̂_i, to the end of each episode.
+            # Every visited state is labelled with the expert's action, whoever acted.
+            states, labels, learner_labels, from_expert, episode_returns = [], [], [], [], []
+            for _ in range(args.episodes_per_round):
+                done, ep_return, t = False, 0.0, 0
+                offset = mix_rng.integers(args.subsample)  # with --subsample k, D_i keeps steps t ≡ offset (mod k)
+                while not done:
+                    s = np.asarray(raw_obs, np.float32)[None]  # (1, obs_dim)
+                    with torch.no_grad():
+                        a_star = expert(torch.from_numpy(s)).numpy()  # π*(s_t), (1, A) or (1,)
+                    # β_1 = 1 in both schedules: round 1 is the expert's alone, and π̂_1 (untrained) is never asked.
+                    a_hat = learner_act(s) if i > 1 else a_star  # π̂_i(s_t)
+                    action, by_expert = mix_actions(a_star, a_hat, beta, mix_rng.random(1))
+                    raw_obs, reward, terminated, truncated, _ = env.step(action[0])
+                    done = terminated or truncated
+                    if t % args.subsample == offset:
+                        states.append(s[0])
+                        labels.append(a_star[0])
+                        learner_labels.append(a_hat[0])
+                    from_expert.append(by_expert[0])
+                    ep_return, t, global_step = ep_return + float(reward), t + 1, global_step + 1
+                episode_returns.append(ep_return)
+                train_returns.append(ep_return)
+                writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                raw_obs, _ = env.reset()
+            # (T_i, obs_dim), (T_i, A) or (T_i,); T_i can be 0 when --subsample skips every step of short episodes
+            states = np.asarray(states, np.float32).reshape(-1, obs_dim)
+            labels = np.asarray(labels).reshape((-1,) if discrete else (-1, act_dim))
+            learner_labels = np.asarray(learner_labels).reshape(labels.shape)
+            labels_so_far += len(states)
 
-                # [S2] D_i = {(s, π*(s))}; aggregate D ← D ∪ D_i.
-                d_obs.append(states)
-                d_act.append(labels)
-                if i == 1 and args.norm_obs:
-                    # The input normalisation of the network, from round 1's states; fixed from here on (a network whose
-                    # inputs were rescaled between rounds would have to relearn).
-                    obs_rms = RunningMeanStd((obs_dim,))
-                    obs_rms.update(states.astype(np.float64))
-                    # GOTCHA: as in bc.py, a floor on σ: the expert keeps some variables nearly constant, and dividing by
-                    # their tiny σ would magnify the learner's deviations a thousandfold.
-                    obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
-                D_obs = torch.as_tensor(normalize_obs(np.concatenate(d_obs), obs_rms, args.clip_obs), device=device)
-                D_act = torch.as_tensor(np.concatenate(d_act), device=device)
-                if len(D_obs) == 0:
-                    raise UserError(f"--subsample {args.subsample} kept no state of round 1's episodes; use a smaller one")
-
-                # [S3] Train π̂_{i+1} on D: train_steps Adam steps on minibatches drawn uniformly from all of D.
-                for _ in range(args.train_steps):
-                    idx = torch.randint(len(D_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
-                    out, raw_log_std = policy_net(D_obs[idx])
-                    if discrete:
-                        loss = categorical_nll(out, D_act[idx])
-                    elif gaussian:
-                        loss = gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), D_act[idx])
-                    else:
-                        loss = mse_loss(out, D_act[idx])
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                # [S4] log: the dataset grows by the states of round i.
-                record.update(dataset_size=len(D_obs), train_loss=loss.item())
+            # [S4, first half] "Return best π̂_i on validation": the score of π̂_i is its disagreement with π* on the
+            # states of round i, which it has not been trained on (it was fitted before they existed). With β_i = 0
+            # they are π̂_i's own states, the distribution DAgger's guarantee is about. (With β_i > 0 some steps are
+            # the expert's, and the score is optimistic.)
+            score = None
+            if i > 1 and len(states):
+                score = disagreement(learner_labels, labels, discrete)
+                if score < best["score"]:
+                    best = {"score": score, "round": i, "state": copy.deepcopy(policy_net.state_dict())}
+            record = {
+                "round": i, "beta": beta, "new_labels": len(states), "expert_labels": labels_so_far,
+                # the fraction of steps where the expert acted: ≈ β_i
+                "expert_action_fraction": float(np.mean(from_expert)),
+                # π̂_i on the states of round i, before any training on them (None for the untrained π̂_1)
+                "disagreement": score,
+                # the environment's return of π_i (π̂_i's own when β_i = 0); logged, never used to learn or choose
+                "rollout_return": float(np.mean(episode_returns)),
+            }
+            writer.add_scalar("charts/beta", beta, labels_so_far)
+            writer.add_scalar("charts/expert_action_fraction", record["expert_action_fraction"], labels_so_far)
+            writer.add_scalar("charts/round_return", record["rollout_return"], labels_so_far)
+            if score is not None:
+                # Disagreement on the learner's own states: what DAgger drives down. If it stays high while the
+                # training loss is low, the learner cannot represent the expert on the states it reaches.
+                writer.add_scalar("losses/disagreement", score, labels_so_far)
+            print(f"round {i:>3}  β {beta:.3f}  labels {labels_so_far:>8,}  return of π_{i} {record['rollout_return']:9.1f}  "
+                  f"disagreement of π̂_{i} {'      -' if score is None else f'{score:.5f}'}", flush=True)
+            if i == args.rounds + 1:
                 rounds.append(record)
-                writer.add_scalar("charts/dataset_size", len(D_obs), i)
-                writer.add_scalar("losses/train_loss", loss.item(), labels_so_far)
+                break  # the validation roll-out of π̂_{N+1}: its labels are not trained on
 
-                # Safe point, after round i (between episodes: the env has just been reset).
-                check_finite(run_dir, global_step, **{"the training loss": loss, "the policy": policy_net})
-                if stop.received or checkpoint_due(i - 1, i, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "dagger.py", "round": i, "global_step": global_step,
-                        "train_time": time.time() - start_time, "policy_net": policy_net.state_dict(),
-                        "optimizer": optimizer.state_dict(), "batch_gen": batch_gen.get_state(),
-                        "obs_rms": None if obs_rms is None else vars(obs_rms), "mix_rng": mix_rng,
-                        "d_obs": d_obs, "d_act": d_act, "rounds": rounds, "best": best, "labels_so_far": labels_so_far,
-                        "train_returns": train_returns, "env": env_state(env), "raw_obs": raw_obs})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("dagger.py", stop.received, global_step, run_dir))
+            # [S2] D_i = {(s, π*(s))}; aggregate D ← D ∪ D_i.
+            d_obs.append(states)
+            d_act.append(labels)
+            if i == 1 and args.norm_obs:
+                # The input normalisation of the network, from round 1's states; fixed from here on (a network whose
+                # inputs were rescaled between rounds would have to relearn).
+                obs_rms = RunningMeanStd((obs_dim,))
+                obs_rms.update(states.astype(np.float64))
+                # GOTCHA: as in bc.py, a floor on σ: the expert keeps some variables nearly constant, and dividing by
+                # their tiny σ would magnify the learner's deviations a thousandfold.
+                obs_rms.var = np.maximum(obs_rms.var, args.obs_std_min ** 2)
+            D_obs = torch.as_tensor(normalize_obs(np.concatenate(d_obs), obs_rms, args.clip_obs), device=device)
+            D_act = torch.as_tensor(np.concatenate(d_act), device=device)
+            if len(D_obs) == 0:
+                raise UserError(f"--subsample {args.subsample} kept no state of round 1's episodes; use a smaller one")
 
-        if best["state"] is not None:  # (None only if every validation round kept no state)
-            policy_net.load_state_dict(best["state"])  # the best π̂_i on validation
-            print(f"returning π̂_{best['round']} (the lowest disagreement on its own states, {best['score']:.5f})")
-        extra = {"rounds": rounds, "best_round": best["round"], "expert_labels": len(D_obs),
-                 "validation_labels": rounds[-1]["new_labels"]}
+            # [S3] Train π̂_{i+1} on D: train_steps Adam steps on minibatches drawn uniformly from all of D.
+            for _ in range(args.train_steps):
+                idx = torch.randint(len(D_obs), (args.batch_size,), device=device, generator=batch_gen)  # (B,)
+                out, raw_log_std = policy_net(D_obs[idx])
+                if discrete:
+                    loss = categorical_nll(out, D_act[idx])
+                elif gaussian:
+                    loss = gaussian_nll(out, bounded_log_std(raw_log_std, args.log_std_min, args.log_std_max), D_act[idx])
+                else:
+                    loss = mse_loss(out, D_act[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            # [S4] log: the dataset grows by the states of round i.
+            record.update(dataset_size=len(D_obs), train_loss=loss.item())
+            rounds.append(record)
+            writer.add_scalar("charts/dataset_size", len(D_obs), i)
+            writer.add_scalar("losses/train_loss", loss.item(), labels_so_far)
+
+            # Safe point, after round i (between episodes: the env has just been reset).
+            check_finite(run_dir, global_step, **{"the training loss": loss, "the policy": policy_net})
+            if stop.received or checkpoint_due(i - 1, i, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "dagger.py", "round": i, "global_step": global_step,
+                    "train_time": time.time() - start_time, "policy_net": policy_net.state_dict(),
+                    "optimizer": optimizer.state_dict(), "batch_gen": batch_gen.get_state(),
+                    "obs_rms": None if obs_rms is None else vars(obs_rms), "mix_rng": mix_rng,
+                    "d_obs": d_obs, "d_act": d_act, "rounds": rounds, "best": best, "labels_so_far": labels_so_far,
+                    "train_returns": train_returns, "env": env_state(env), "raw_obs": raw_obs})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("dagger.py", stop.received, global_step, run_dir))
+
+    if best["state"] is not None:  # (None only if every validation round kept no state)
+        policy_net.load_state_dict(best["state"])  # the best π̂_i on validation
+        print(f"returning π̂_{best['round']} (the lowest disagreement on its own states, {best['score']:.5f})")
+    extra = {"rounds": rounds, "best_round": best["round"], "expert_labels": len(D_obs),
+             "validation_labels": rounds[-1]["new_labels"]}
+
     env.close()
 
     train_time = time.time() - start_time

@@ -590,236 +590,243 @@ def main(args: Args) -> dict:
     train_returns: list = []
     global_step, start_time, extra, eval_history = 0, time.time(), {}, []
 
-    if args.checkpoint is None:
-        # The expert's pairs (s, a): the first m episodes, optionally every k-th pair of each.
-        lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
-        n = int(lengths.sum())
-        keep = subsample_mask(lengths, args.subsample, np.random.default_rng(args.seed))  # (n,)
-        expert_raw_obs = demos["observations"][:n][keep]  # (n_E, obs_dim), raw: normalised afresh at every update
-        expert_actions = torch.from_numpy(demos["actions"][:n][keep]).to(device)  # (n_E,) or (n_E, A)
-        n_expert = len(expert_raw_obs)
-        print(f"{args.env}: {args.num_demos} demos, {n_expert:,} expert pairs (s, a); expert return {expert_return:.1f}",
-              flush=True)
-        low_t = None if discrete else torch.as_tensor(low, dtype=torch.float32, device=device)
-        high_t = None if discrete else torch.as_tensor(high, dtype=torch.float32, device=device)
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        train_time = time.time() - start_time
+        extra = {"num_demos": args.num_demos, "reward_form": args.reward_form} | extra
+        summary = finish(args, run_dir, writer, agent, disc, obs_rms, discrete, low, high, global_step, train_time,
+                         train_returns, expert_return, extra)
+        writer.close()
+        return summary
 
-        # TRICK: Adam ε = 1e-5 instead of 1e-8 for the policy (baselines' ppo2).
-        flat_params = flatten_parameters(agent)
-        optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
-        disc_optimizer = torch.optim.Adam(disc.parameters(), lr=args.disc_learning_rate)
-        T, N = args.num_steps, args.num_envs
-        batch_size = T * N
-        minibatch_size = batch_size // args.num_minibatches
-        disc_minibatch_size = batch_size // args.disc_minibatches
-        num_iterations = args.total_timesteps // batch_size
+    # The expert's pairs (s, a): the first m episodes, optionally every k-th pair of each.
+    lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
+    n = int(lengths.sum())
+    keep = subsample_mask(lengths, args.subsample, np.random.default_rng(args.seed))  # (n,)
+    expert_raw_obs = demos["observations"][:n][keep]  # (n_E, obs_dim), raw: normalised afresh at every update
+    expert_actions = torch.from_numpy(demos["actions"][:n][keep]).to(device)  # (n_E,) or (n_E, A)
+    n_expert = len(expert_raw_obs)
+    print(f"{args.env}: {args.num_demos} demos, {n_expert:,} expert pairs (s, a); expert return {expert_return:.1f}",
+          flush=True)
+    low_t = None if discrete else torch.as_tensor(low, dtype=torch.float32, device=device)
+    high_t = None if discrete else torch.as_tensor(high, dtype=torch.float32, device=device)
 
-        # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
-        envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-        ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
-        noise_rng = np.random.default_rng(args.seed)
+    # TRICK: Adam ε = 1e-5 instead of 1e-8 for the policy (baselines' ppo2).
+    flat_params = flatten_parameters(agent)
+    optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
+    disc_optimizer = torch.optim.Adam(disc.parameters(), lr=args.disc_learning_rate)
+    T, N = args.num_steps, args.num_envs
+    batch_size = T * N
+    minibatch_size = batch_size // args.num_minibatches
+    disc_minibatch_size = batch_size // args.disc_minibatches
+    num_iterations = args.total_timesteps // batch_size
 
-        # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
-        obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        raw_obs_buf = np.zeros((T, N, obs_dim), np.float32)  # s_t before normalisation: D reads it afresh (below)
-        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
-        env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
-        ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
+    # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
+    envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
+    noise_rng = np.random.default_rng(args.seed)
 
-        raw_obs, _ = envs.reset(seed=args.seed)
-        if obs_rms is not None:
-            obs_rms.update(raw_obs)
-        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+    # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
+    obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    raw_obs_buf = np.zeros((T, N, obs_dim), np.float32)  # s_t before normalisation: D reads it afresh (below)
+    next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
+    env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+    ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
 
-        start_iteration = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
-            set_rng_states(resumed["rng"])
-            agent.load_state_dict(resumed["agent"])
-            disc.load_state_dict(resumed["disc"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            disc_optimizer.load_state_dict(resumed["disc_optimizer"])
-            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
-                if rms is not None:
-                    vars(rms).update(saved)
-            noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
-            discounted_return = resumed["discounted_return"]
-            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
-            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
-            extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
-            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-            envs.envs = [set_env_state(state) for state in resumed["envs"]]
+    raw_obs, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        obs_rms.update(raw_obs)
+    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
-            for iteration in range(start_iteration, num_iterations + 1):
-                if args.anneal_lr:
-                    # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); D keeps its step size,
-                    # because it must keep up with a policy that is still moving.
-                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-                # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
-                actor_np = numpy_weights(agent.actor)
-                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+    start_iteration = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+        set_rng_states(resumed["rng"])
+        agent.load_state_dict(resumed["agent"])
+        disc.load_state_dict(resumed["disc"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        disc_optimizer.load_state_dict(resumed["disc_optimizer"])
+        for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+            if rms is not None:
+                vars(rms).update(saved)
+        noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
+        discounted_return = resumed["discounted_return"]
+        ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+        global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+        extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
+        start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+        envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-                # [S1] collect T steps in each of the N envs with π_θk. The env's reward goes to env_rew_buf, for the
-                # logs only: nothing below learns from it.
-                for t in range(T):
-                    global_step += N
-                    obs_buf[t], raw_obs_buf[t] = obs, raw_obs
-                    out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
-                    if discrete:
-                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                        env_action = action
-                    else:
-                        # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and D) get it clipped to the bounds
-                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                        env_action = np.clip(action, low, high)
-                    act_buf[t] = action
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+        for iteration in range(start_iteration, num_iterations + 1):
+            if args.anneal_lr:
+                # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); D keeps its step size,
+                # because it must keep up with a policy that is still moving.
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+            # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
-                    raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
-                    done = terminated | truncated
-                    ep_return += env_reward
-                    ep_length += 1
-                    env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
+            # [S1] collect T steps in each of the N envs with π_θk. The env's reward goes to env_rew_buf, for the
+            # logs only: nothing below learns from it.
+            for t in range(T):
+                global_step += N
+                obs_buf[t], raw_obs_buf[t] = obs, raw_obs
+                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                if discrete:
+                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                    env_action = action
+                else:
+                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and D) get it clipped to the bounds
+                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                    env_action = np.clip(action, low, high)
+                act_buf[t] = action
 
-                    if obs_rms is not None:
-                        obs_rms.update(raw_obs)
-                    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                    for i in np.flatnonzero(done):
-                        # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
-                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                        train_returns.append(float(ep_return[i]))
-                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
-                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                        ep_return[i], ep_length[i] = 0.0, 0
+                raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                done = terminated | truncated
+                ep_return += env_reward
+                ep_length += 1
+                env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
 
-                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-                # x_π and x_E, the (s, a) of the policy and of the expert as D sees them, both normalised from the raw
-                # states with one set of statistics (this rollout's last). GOTCHA: not b_obs, which holds each state as
-                # the policy saw it, with the statistics of its own step: early in training those move by several σ
-                # within one rollout, and D would tell the two sets apart by their normalisation alone.
-                policy_obs = torch.from_numpy(normalize_obs(raw_obs_buf.reshape(batch_size, obs_dim), obs_rms,
-                                                            args.clip_obs)).to(device)
-                x_policy = discriminator_input(policy_obs, b_actions, discrete, act_dim, low_t, high_t)  # (B, obs_dim + A)
-                expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
-                x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
+                if obs_rms is not None:
+                    obs_rms.update(raw_obs)
+                obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                for i in np.flatnonzero(done):
+                    # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
+                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                    train_returns.append(float(ep_return[i]))
+                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
+                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                    ep_return[i], ep_length[i] = 0.0, 0
 
-                # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
-                # expert pairs drawn at random with replacement (so any number of expert pairs serves any batch size).
-                # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
-                for _ in range(args.disc_epochs):
-                    perm = torch.randperm(batch_size, device=device)
-                    for start in range(0, batch_size, disc_minibatch_size):
-                        xp = x_policy[perm[start:start + disc_minibatch_size]]  # (M, ·)
-                        xe = x_expert[torch.randint(n_expert, (len(xp),), device=device)]  # (M, ·)
-                        logits_e, logits_p = disc(xe), disc(xp)
-                        d_loss = discriminator_loss(logits_e, logits_p)
-                        # TRICK (OpenAI baselines' gail/adversary.py): an entropy bonus keeps D from certainty.
-                        entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
-                        loss = d_loss - args.disc_ent_coef * entropy_d
-                        if args.grad_penalty > 0:
-                            # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
-                            gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
-                            loss = loss + args.grad_penalty * gp
-                        disc_optimizer.zero_grad()
-                        loss.backward()
-                        disc_optimizer.step()
+            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+            # x_π and x_E, the (s, a) of the policy and of the expert as D sees them, both normalised from the raw
+            # states with one set of statistics (this rollout's last). GOTCHA: not b_obs, which holds each state as
+            # the policy saw it, with the statistics of its own step: early in training those move by several σ
+            # within one rollout, and D would tell the two sets apart by their normalisation alone.
+            policy_obs = torch.from_numpy(normalize_obs(raw_obs_buf.reshape(batch_size, obs_dim), obs_rms,
+                                                        args.clip_obs)).to(device)
+            x_policy = discriminator_input(policy_obs, b_actions, discrete, act_dim, low_t, high_t)  # (B, obs_dim + A)
+            expert_obs = torch.from_numpy(normalize_obs(expert_raw_obs, obs_rms, args.clip_obs)).to(device)
+            x_expert = discriminator_input(expert_obs, expert_actions, discrete, act_dim, low_t, high_t)  # (n_E, ·)
 
-                # [S3] rewards from the updated D (Algorithm 1, step 5), then ppo.py's update on them.
-                with torch.no_grad():
-                    logits_p = disc(x_policy)  # (B,)
-                    logits_e = disc(x_expert[torch.randint(n_expert, (batch_size,), device=device)])  # (B,), for the logs
-                    learned = gail_reward(logits_p, args.reward_form).cpu().numpy().reshape(T, N)  # r_t, (T, N)
-                rewards = learned
-                if args.norm_reward:
-                    # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
-                    # The scale of D's reward changes as D learns; the critic's targets stay of order 1.
-                    returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
-                    ret_rms.update(returns_g.reshape(-1))
-                    rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-                with torch.no_grad():
-                    b_values = agent.value(b_obs)  # (B,)
-                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                    b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
-                values_np = b_values.cpu().numpy().reshape(T, N)
-                advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
-                                         term_buf, done_buf, args.gamma, args.gae_lambda)
-                returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
-                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+            # [S2] update ψ: --disc-epochs passes over the policy batch in minibatches of M pairs, each against M
+            # expert pairs drawn at random with replacement (so any number of expert pairs serves any batch size).
+            # minimise −E_E[log D] − E_π[log(1 − D)] − c_H·E[H(D)] + λ_GP·GP
+            for _ in range(args.disc_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, disc_minibatch_size):
+                    xp = x_policy[perm[start:start + disc_minibatch_size]]  # (M, ·)
+                    xe = x_expert[torch.randint(n_expert, (len(xp),), device=device)]  # (M, ·)
+                    logits_e, logits_p = disc(xe), disc(xp)
+                    d_loss = discriminator_loss(logits_e, logits_p)
+                    # TRICK (OpenAI baselines' gail/adversary.py): an entropy bonus keeps D from certainty.
+                    entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
+                    loss = d_loss - args.disc_ent_coef * entropy_d
+                    if args.grad_penalty > 0:
+                        # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
+                        gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
+                        loss = loss + args.grad_penalty * gp
+                    disc_optimizer.zero_grad()
+                    loss.backward()
+                    disc_optimizer.step()
 
-                clipfracs = []
-                for epoch in range(args.update_epochs):
-                    perm = torch.randperm(batch_size, device=device)
-                    for start in range(0, batch_size, minibatch_size):
-                        mb = perm[start:start + minibatch_size]
-                        pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
-                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                            args.clip_coef, args.clip_vloss, args.norm_adv)
-                        clipfracs.append(clipfrac)
-                        # L = −L^CLIP + c_v·L^V − λ_H·H[π_θ]
-                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
-                        flat_params.grad.zero_()
-                        loss.backward()
-                        # TRICK: global gradient-norm clipping (baselines' ppo2).
-                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                        optimizer.step()
+            # [S3] rewards from the updated D (Algorithm 1, step 5), then ppo.py's update on them.
+            with torch.no_grad():
+                logits_p = disc(x_policy)  # (B,)
+                logits_e = disc(x_expert[torch.randint(n_expert, (batch_size,), device=device)])  # (B,), for the logs
+                learned = gail_reward(logits_p, args.reward_form).cpu().numpy().reshape(T, N)  # r_t, (T, N)
+            rewards = learned
+            if args.norm_reward:
+                # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
+                # The scale of D's reward changes as D learns; the critic's targets stay of order 1.
+                returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
+                ret_rms.update(returns_g.reshape(-1))
+                rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+            with torch.no_grad():
+                b_values = agent.value(b_obs)  # (B,)
+                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
+            values_np = b_values.cpu().numpy().reshape(T, N)
+            advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
+                                     term_buf, done_buf, args.gamma, args.gae_lambda)
+            returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
+            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
 
-                # [S4] log. D's accuracy: the fraction of expert pairs with D > ½ and of policy pairs with D < ½.
-                # Both near 1.0: D wins and its reward is flat, the policy gets no signal (lower --disc-learning-rate or
-                # --disc-epochs, or add --grad-penalty); both near 0.5 with a poor true return: D learns too little.
-                acc_expert = float((logits_e > 0).float().mean())
-                acc_policy = float((logits_p < 0).float().mean())
-                sps = int(global_step / (time.time() - start_time))
-                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("losses/disc_loss", d_loss.item() if args.disc_epochs else float("nan"), global_step)
-                writer.add_scalar("losses/disc_accuracy_expert", acc_expert, global_step)
-                writer.add_scalar("losses/disc_accuracy_policy", acc_policy, global_step)
-                writer.add_scalar("losses/learned_reward", float(learned.mean()), global_step)  # before scaling
-                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-                writer.add_scalar("losses/entropy", entropy.item(), global_step)
-                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-                if not discrete:
-                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-                for target in args.eval_at_steps:
-                    if global_step - batch_size < target <= global_step and args.eval_episodes:
-                        # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
-                        returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
-                        eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
-                                             "eval_return_std": float(returns_now.std()),
-                                             "expert_fraction": expert_fraction(returns_now, expert_return)})
-                        writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
-                        print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
-                recent = train_returns[-100:]
-                print(f"step {global_step:>9,}  true return(last {len(recent)}) "
-                      f"{np.mean(recent) if recent else float('nan'):9.1f}  D acc expert {acc_expert:.2f} policy "
-                      f"{acc_policy:.2f}  learned r {float(learned.mean()):6.3f}  SPS {sps:,}", flush=True)
-                extra = {"disc_accuracy_expert": acc_expert, "disc_accuracy_policy": acc_policy, "expert_pairs": n_expert,
-                         "eval_history": eval_history}
+            clipfracs = []
+            for epoch in range(args.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, minibatch_size):
+                    mb = perm[start:start + minibatch_size]
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                    clipfracs.append(clipfrac)
+                    # L = −L^CLIP + c_v·L^V − λ_H·H[π_θ]
+                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                    flat_params.grad.zero_()
+                    loss.backward()
+                    # TRICK: global gradient-norm clipping (baselines' ppo2).
+                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                    optimizer.step()
 
-                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
-                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
-                                                      "the policy parameters": flat_params, "the discriminator": disc,
-                                                      "the learned rewards": learned},
-                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "gail.py", "iteration": iteration, "global_step": global_step,
-                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
-                        "disc": disc.state_dict(), "optimizer": optimizer.state_dict(),
-                        "disc_optimizer": disc_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
-                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
-                        "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
-                        "train_returns": train_returns, "extra": extra,
-                        "envs": [env_state(env) for env in envs.envs]})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("gail.py", stop.received, global_step, run_dir))
-        envs.close()
+            # [S4] log. D's accuracy: the fraction of expert pairs with D > ½ and of policy pairs with D < ½.
+            # Both near 1.0: D wins and its reward is flat, the policy gets no signal (lower --disc-learning-rate or
+            # --disc-epochs, or add --grad-penalty); both near 0.5 with a poor true return: D learns too little.
+            acc_expert = float((logits_e > 0).float().mean())
+            acc_policy = float((logits_p < 0).float().mean())
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("losses/disc_loss", d_loss.item() if args.disc_epochs else float("nan"), global_step)
+            writer.add_scalar("losses/disc_accuracy_expert", acc_expert, global_step)
+            writer.add_scalar("losses/disc_accuracy_policy", acc_policy, global_step)
+            writer.add_scalar("losses/learned_reward", float(learned.mean()), global_step)  # before scaling
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            for target in args.eval_at_steps:
+                if global_step - batch_size < target <= global_step and args.eval_episodes:
+                    # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
+                    returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
+                    eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
+                                         "eval_return_std": float(returns_now.std()),
+                                         "expert_fraction": expert_fraction(returns_now, expert_return)})
+                    writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
+                    print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  true return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  D acc expert {acc_expert:.2f} policy "
+                  f"{acc_policy:.2f}  learned r {float(learned.mean()):6.3f}  SPS {sps:,}", flush=True)
+            extra = {"disc_accuracy_expert": acc_expert, "disc_accuracy_policy": acc_policy, "expert_pairs": n_expert,
+                     "eval_history": eval_history}
+
+            # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+            check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                  "the policy parameters": flat_params, "the discriminator": disc,
+                                                  "the learned rewards": learned},
+                         **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+            if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "gail.py", "iteration": iteration, "global_step": global_step,
+                    "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                    "disc": disc.state_dict(), "optimizer": optimizer.state_dict(),
+                    "disc_optimizer": disc_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                    "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
+                    "train_returns": train_returns, "extra": extra,
+                    "envs": [env_state(env) for env in envs.envs]})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("gail.py", stop.received, global_step, run_dir))
+    envs.close()
 
     train_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "reward_form": args.reward_form} | extra

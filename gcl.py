@@ -664,291 +664,298 @@ def main(args: Args) -> dict:
     train_returns: list = []
     global_step, start_time, extra, eval_history = 0, time.time(), {}, []
 
-    if args.checkpoint is None:
-        L = args.segment_length
-        # The expert's pairs (s, a) of the first m episodes, cut into segments of L steps from each episode's start.
-        lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
-        n_expert = int(lengths.sum())
-        demo_raw_obs = torch.from_numpy(demos["observations"][:n_expert]).to(device)  # (n_E, obs_dim), raw
-        demo_actions = torch.from_numpy(demos["actions"][:n_expert]).to(device)  # (n_E,) or (n_E, A)
-        demo_segments = torch.from_numpy(episode_segments(lengths, L)).to(device)  # (S_d, L)
-        demo_windows = torch.from_numpy(episode_segments(lengths, 3)).to(device)  # (W_d, 3), for --lcr-coef
-        print(f"{args.env}: {args.num_demos} demos, {n_expert:,} expert pairs (s, a) in {len(demo_segments):,} "
-              f"segments of {L}; expert return {expert_return:.1f}", flush=True)
-        low_t = None if discrete else torch.as_tensor(low, dtype=torch.float32, device=device)
-        high_t = None if discrete else torch.as_tensor(high, dtype=torch.float32, device=device)
-        log_demo_density = None
-        if args.demos_in_background:
-            log_demo_density = fit_demo_density(demo_raw_obs, demo_actions, discrete, act_dim, args.hidden_size,
-                                                seed=args.seed)
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        train_time = time.time() - start_time
+        extra = {"num_demos": args.num_demos, "segment_length": args.segment_length, "reward_shift": args.reward_shift} | extra
+        summary = finish(args, run_dir, writer, agent, reward_net, obs_rms, discrete, low, high, global_step, train_time,
+                         train_returns, expert_return, extra)
+        writer.close()
+        return summary
 
-        # TRICK: Adam ε = 1e-5 instead of 1e-8 for the policy (baselines' ppo2).
-        flat_params = flatten_parameters(agent)
-        optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
-        reward_optimizer = torch.optim.Adam(reward_net.parameters(), lr=args.reward_learning_rate,
-                                            weight_decay=args.reward_weight_decay)
-        T, N = args.num_steps, args.num_envs
-        batch_size = T * N
-        minibatch_size = batch_size // args.num_minibatches
-        num_iterations = args.total_timesteps // batch_size
+    L = args.segment_length
+    # The expert's pairs (s, a) of the first m episodes, cut into segments of L steps from each episode's start.
+    lengths = demos["episode_lengths"][:args.num_demos]  # (m,)
+    n_expert = int(lengths.sum())
+    demo_raw_obs = torch.from_numpy(demos["observations"][:n_expert]).to(device)  # (n_E, obs_dim), raw
+    demo_actions = torch.from_numpy(demos["actions"][:n_expert]).to(device)  # (n_E,) or (n_E, A)
+    demo_segments = torch.from_numpy(episode_segments(lengths, L)).to(device)  # (S_d, L)
+    demo_windows = torch.from_numpy(episode_segments(lengths, 3)).to(device)  # (W_d, 3), for --lcr-coef
+    print(f"{args.env}: {args.num_demos} demos, {n_expert:,} expert pairs (s, a) in {len(demo_segments):,} "
+          f"segments of {L}; expert return {expert_return:.1f}", flush=True)
+    low_t = None if discrete else torch.as_tensor(low, dtype=torch.float32, device=device)
+    high_t = None if discrete else torch.as_tensor(high, dtype=torch.float32, device=device)
+    log_demo_density = None
+    if args.demos_in_background:
+        log_demo_density = fit_demo_density(demo_raw_obs, demo_actions, discrete, act_dim, args.hidden_size,
+                                            seed=args.seed)
 
-        # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
-        envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-        ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
-        noise_rng = np.random.default_rng(args.seed)
-        # The background set (Algorithm 2's D_samp): the batches of the last K policies, each with the policy that
-        # drew it (its weights, σ and the observation statistics it normalised with), so that every stored segment can
-        # be scored under every stored policy.
-        background = collections.deque(maxlen=args.num_past_policies)
+    # TRICK: Adam ε = 1e-5 instead of 1e-8 for the policy (baselines' ppo2).
+    flat_params = flatten_parameters(agent)
+    optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
+    reward_optimizer = torch.optim.Adam(reward_net.parameters(), lr=args.reward_learning_rate,
+                                        weight_decay=args.reward_weight_decay)
+    T, N = args.num_steps, args.num_envs
+    batch_size = T * N
+    minibatch_size = batch_size // args.num_minibatches
+    num_iterations = args.total_timesteps // batch_size
 
-        # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
-        obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        raw_obs_buf = np.zeros((T, N, obs_dim), np.float32)  # s_t before normalisation, for r_θ and the old policies
-        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
-        env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
-        time_buf = np.zeros((T, N), np.int64)  # t within the episode, to cut segments as the demos are cut
-        ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
+    # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
+    envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
+    noise_rng = np.random.default_rng(args.seed)
+    # The background set (Algorithm 2's D_samp): the batches of the last K policies, each with the policy that
+    # drew it (its weights, σ and the observation statistics it normalised with), so that every stored segment can
+    # be scored under every stored policy.
+    background = collections.deque(maxlen=args.num_past_policies)
 
-        raw_obs, _ = envs.reset(seed=args.seed)
-        if obs_rms is not None:
-            obs_rms.update(raw_obs)
-        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+    # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
+    obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    raw_obs_buf = np.zeros((T, N, obs_dim), np.float32)  # s_t before normalisation, for r_θ and the old policies
+    next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
+    env_rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+    time_buf = np.zeros((T, N), np.int64)  # t within the episode, to cut segments as the demos are cut
+    ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
 
-        def normalized(raw: torch.Tensor, mean: Optional[torch.Tensor], var: Optional[torch.Tensor]) -> torch.Tensor:
-            """normalize_obs() on a tensor, with given statistics (an older policy's, or this rollout's)."""
-            if mean is None:
-                return raw
-            return torch.clamp((raw - mean) / torch.sqrt(var + 1e-8), -args.clip_obs, args.clip_obs)
+    raw_obs, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        obs_rms.update(raw_obs)
+    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
 
-        start_iteration = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
-            set_rng_states(resumed["rng"])
-            agent.load_state_dict(resumed["agent"])
-            reward_net.load_state_dict(resumed["reward_net"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            reward_optimizer.load_state_dict(resumed["reward_optimizer"])
-            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
-                if rms is not None:
-                    vars(rms).update(saved)
-            noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
-            discounted_return = resumed["discounted_return"]
-            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
-            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
-            extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
-            background.extend(resumed["background"])
-            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-            envs.envs = [set_env_state(state) for state in resumed["envs"]]
+    def normalized(raw: torch.Tensor, mean: Optional[torch.Tensor], var: Optional[torch.Tensor]) -> torch.Tensor:
+        """normalize_obs() on a tensor, with given statistics (an older policy's, or this rollout's)."""
+        if mean is None:
+            return raw
+        return torch.clamp((raw - mean) / torch.sqrt(var + 1e-8), -args.clip_obs, args.clip_obs)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
-            for iteration in range(start_iteration, num_iterations + 1):
-                if args.anneal_lr:
-                    # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); r_θ keeps its step size.
-                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-                # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
-                actor_np = numpy_weights(agent.actor)
-                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
-                # the normaliser's statistics at this rollout's start: stored with π_k to score it later, and r_θ's input
-                stats = (None, None) if obs_rms is None else tuple(
-                    torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs_rms.mean, obs_rms.var))
+    start_iteration = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+        set_rng_states(resumed["rng"])
+        agent.load_state_dict(resumed["agent"])
+        reward_net.load_state_dict(resumed["reward_net"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        reward_optimizer.load_state_dict(resumed["reward_optimizer"])
+        for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+            if rms is not None:
+                vars(rms).update(saved)
+        noise_rng, obs, raw_obs = resumed["noise_rng"], resumed["obs"], resumed["raw_obs"]
+        discounted_return = resumed["discounted_return"]
+        ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+        global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+        extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
+        background.extend(resumed["background"])
+        start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+        envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-                # [S1] collect T steps in each of the N envs with π_k. The env's reward goes to env_rew_buf, for the logs
-                # only: nothing below learns from it.
-                for t in range(T):
-                    global_step += N
-                    obs_buf[t], raw_obs_buf[t], time_buf[t] = obs, raw_obs, ep_length
-                    out = numpy_mlp(actor_np, obs)  # logits or μ(s_t), (N, A)
-                    if discrete:
-                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                        env_action = action
-                    else:
-                        # a_t = μ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and r_θ) get it clipped to the bounds
-                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                        env_action = np.clip(action, low, high)
-                    act_buf[t] = action
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+        for iteration in range(start_iteration, num_iterations + 1):
+            if args.anneal_lr:
+                # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); r_θ keeps its step size.
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+            # TRICK (ppo.py): the actor runs in numpy on a copy of its weights during the rollout.
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+            # the normaliser's statistics at this rollout's start: stored with π_k to score it later, and r_θ's input
+            stats = (None, None) if obs_rms is None else tuple(
+                torch.as_tensor(v, dtype=torch.float32, device=device) for v in (obs_rms.mean, obs_rms.var))
 
-                    raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
-                    done = terminated | truncated
-                    ep_return += env_reward
-                    ep_length += 1
-                    env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
+            # [S1] collect T steps in each of the N envs with π_k. The env's reward goes to env_rew_buf, for the logs
+            # only: nothing below learns from it.
+            for t in range(T):
+                global_step += N
+                obs_buf[t], raw_obs_buf[t], time_buf[t] = obs, raw_obs, ep_length
+                out = numpy_mlp(actor_np, obs)  # logits or μ(s_t), (N, A)
+                if discrete:
+                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                    env_action = action
+                else:
+                    # a_t = μ(s_t) + σ ⊙ ε, ε ~ N(0, I); the env (and r_θ) get it clipped to the bounds
+                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                    env_action = np.clip(action, low, high)
+                act_buf[t] = action
 
-                    if obs_rms is not None:
-                        obs_rms.update(raw_obs)
-                    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                    for i in np.flatnonzero(done):
-                        # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
-                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                        train_returns.append(float(ep_return[i]))
-                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
-                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                        ep_return[i], ep_length[i] = 0.0, 0
+                raw_obs, env_reward, terminated, truncated, infos = envs.step(env_action)
+                done = terminated | truncated
+                ep_return += env_reward
+                ep_length += 1
+                env_rew_buf[t], term_buf[t], done_buf[t] = env_reward, terminated, done
 
-                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-                b_raw_obs = torch.from_numpy(raw_obs_buf.reshape(batch_size, obs_dim)).to(device)
-                # GOTCHA: copies. torch.from_numpy shares memory with the rollout buffers, and .to(device) is a no-op on a
-                # CPU, so without .clone() every stored batch would silently become the next rollout's states and actions.
-                background.append({
-                    "actor": numpy_weights(agent.actor), "log_std": agent.log_std.detach().clone(), "stats": stats,
-                    "raw_obs": b_raw_obs.clone(), "actions": b_actions.clone(),
-                    "segments": torch.from_numpy(rollout_segments(time_buf, L)).to(device),  # (S_k, L)
-                    "windows": torch.from_numpy(rollout_segments(time_buf, 3)).to(device)})  # (W_k, 3)
+                if obs_rms is not None:
+                    obs_rms.update(raw_obs)
+                obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                for i in np.flatnonzero(done):
+                    # the true last observation of the episode (SAME_STEP autoreset put it in infos["final_obs"])
+                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                    train_returns.append(float(ep_return[i]))
+                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)  # the TRUE return
+                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                    ep_return[i], ep_length[i] = 0.0, 0
 
-                # [S2] update θ (Algorithm 2). First log q(τ_j) of every background segment under the mixture of the K
-                # stored policies, log (1/K) Σ_κ Π_t π_κ(a_t|s_t), with each policy reading the states as it normalised
-                # them. GOTCHA: within a rollout the statistics move a little at every step; a policy is scored with those
-                # of its rollout's start, so its own log-probabilities are off by that drift early in training.
-                with torch.no_grad():
-                    def log_q_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-                        """(M·L rows of raw obs and actions, their (S, L) segments) -> log q_κ per segment, (K, S)."""
-                        per_policy = []
-                        for p in background:
-                            x = normalized(raw, *p["stats"]).cpu().numpy()
-                            out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
-                            logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
-                            per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
-                        return torch.stack(per_policy)  # (K, S)
+            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+            b_raw_obs = torch.from_numpy(raw_obs_buf.reshape(batch_size, obs_dim)).to(device)
+            # GOTCHA: copies. torch.from_numpy shares memory with the rollout buffers, and .to(device) is a no-op on a
+            # CPU, so without .clone() every stored batch would silently become the next rollout's states and actions.
+            background.append({
+                "actor": numpy_weights(agent.actor), "log_std": agent.log_std.detach().clone(), "stats": stats,
+                "raw_obs": b_raw_obs.clone(), "actions": b_actions.clone(),
+                "segments": torch.from_numpy(rollout_segments(time_buf, L)).to(device),  # (S_k, L)
+                "windows": torch.from_numpy(rollout_segments(time_buf, 3)).to(device)})  # (W_k, 3)
 
-                    def log_p_demo_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor):
-                        """log p̂_demo per segment (S,), the BC fit's; None without --demos-in-background."""
-                        return None if log_demo_density is None else log_demo_density(raw, actions)[segments].sum(-1)
+            # [S2] update θ (Algorithm 2). First log q(τ_j) of every background segment under the mixture of the K
+            # stored policies, log (1/K) Σ_κ Π_t π_κ(a_t|s_t), with each policy reading the states as it normalised
+            # them. GOTCHA: within a rollout the statistics move a little at every step; a policy is scored with those
+            # of its rollout's start, so its own log-probabilities are off by that drift early in training.
+            with torch.no_grad():
+                def log_q_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+                    """(M·L rows of raw obs and actions, their (S, L) segments) -> log q_κ per segment, (K, S)."""
+                    per_policy = []
+                    for p in background:
+                        x = normalized(raw, *p["stats"]).cpu().numpy()
+                        out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
+                        logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
+                        per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
+                    return torch.stack(per_policy)  # (K, S)
 
-                    # log q(τ_j) of every background segment: under the K policies' mixture, or with the demos in the
-                    # background under the pooled mixture (K·q + p̂)/(K + 1) (background_log_density)
-                    log_q_bg = torch.cat([background_log_density(log_q_of(b["raw_obs"], b["actions"], b["segments"]),
-                                                                 log_p_demo_of(b["raw_obs"], b["actions"], b["segments"]))
-                                          for b in background])  # (M_b,)
-                    # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
-                    # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
-                    x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
-                                                   high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
-                    x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
-                    x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
-                    if log_demo_density is not None:
-                        # The demos in the background (Algorithm 2), scored under the same pooled density as the policy
-                        # segments: a demo segment the policies find unlikely still has a moderate weight if the BC fit
-                        # finds it likely.
-                        log_q_demo = background_log_density(log_q_of(demo_raw_obs, demo_actions, demo_segments),
-                                                            log_p_demo_of(demo_raw_obs, demo_actions, demo_segments))
-                    x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
-                n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
-                for _ in range(args.irl_steps):
-                    pick = torch.randint(len(demo_segments), (n_demo_batch,), device=device)
-                    # R_θ(τ) = Σ_t r_θ(s_t, a_t) over each segment
-                    returns_demo = reward_net(x_demo[demo_segments[pick]]).sum(-1)  # (N_d,)
-                    returns_bg = reward_net(x_bg).sum(-1)  # (M_b,)
-                    log_q = log_q_bg
-                    if log_demo_density is not None:
-                        returns_bg, log_q = torch.cat([returns_bg, returns_demo]), torch.cat([log_q_bg, log_q_demo[pick]])
-                    # −L(θ) = −(1/N) Σ_i R_θ(τ_i^demo) + log (1/M) Σ_j exp(R_θ(τ_j) − log q(τ_j))
-                    ioc = ioc_loss(returns_demo, returns_bg, log_q)
-                    loss = ioc
-                    if args.lcr_coef > 0:
-                        # TRICK (Finn et al. 2016, Sec. 4.3, "lcr"): a reward that changes smoothly along trajectories
-                        loss = loss + args.lcr_coef * local_constancy_penalty(reward_net(x_windows))
-                    reward_optimizer.zero_grad()
+                def log_p_demo_of(raw: torch.Tensor, actions: torch.Tensor, segments: torch.Tensor):
+                    """log p̂_demo per segment (S,), the BC fit's; None without --demos-in-background."""
+                    return None if log_demo_density is None else log_demo_density(raw, actions)[segments].sum(-1)
+
+                # log q(τ_j) of every background segment: under the K policies' mixture, or with the demos in the
+                # background under the pooled mixture (K·q + p̂)/(K + 1) (background_log_density)
+                log_q_bg = torch.cat([background_log_density(log_q_of(b["raw_obs"], b["actions"], b["segments"]),
+                                                             log_p_demo_of(b["raw_obs"], b["actions"], b["segments"]))
+                                      for b in background])  # (M_b,)
+                # x = (s, a) of every background pair and demo as r_θ reads them now: all normalised with the same
+                # statistics (this rollout's), so r_θ cannot tell demos from samples by scale alone
+                x_bg = torch.cat([reward_input(normalized(b["raw_obs"], *stats), b["actions"], discrete, act_dim, low_t,
+                                               high_t)[b["segments"]] for b in background])  # (M_b, L, ·)
+                x_demo = reward_input(normalized(demo_raw_obs, *stats), demo_actions, discrete, act_dim, low_t, high_t)
+                x_policy = reward_input(normalized(b_raw_obs, *stats), b_actions, discrete, act_dim, low_t, high_t)
+                if log_demo_density is not None:
+                    # The demos in the background (Algorithm 2), scored under the same pooled density as the policy
+                    # segments: a demo segment the policies find unlikely still has a moderate weight if the BC fit
+                    # finds it likely.
+                    log_q_demo = background_log_density(log_q_of(demo_raw_obs, demo_actions, demo_segments),
+                                                        log_p_demo_of(demo_raw_obs, demo_actions, demo_segments))
+                x_windows = torch.cat([x_demo[demo_windows], x_policy[background[-1]["windows"]]])
+            n_demo_batch = len(background[-1]["segments"])  # as many demo segments as the new batch has
+            for _ in range(args.irl_steps):
+                pick = torch.randint(len(demo_segments), (n_demo_batch,), device=device)
+                # R_θ(τ) = Σ_t r_θ(s_t, a_t) over each segment
+                returns_demo = reward_net(x_demo[demo_segments[pick]]).sum(-1)  # (N_d,)
+                returns_bg = reward_net(x_bg).sum(-1)  # (M_b,)
+                log_q = log_q_bg
+                if log_demo_density is not None:
+                    returns_bg, log_q = torch.cat([returns_bg, returns_demo]), torch.cat([log_q_bg, log_q_demo[pick]])
+                # −L(θ) = −(1/N) Σ_i R_θ(τ_i^demo) + log (1/M) Σ_j exp(R_θ(τ_j) − log q(τ_j))
+                ioc = ioc_loss(returns_demo, returns_bg, log_q)
+                loss = ioc
+                if args.lcr_coef > 0:
+                    # TRICK (Finn et al. 2016, Sec. 4.3, "lcr"): a reward that changes smoothly along trajectories
+                    loss = loss + args.lcr_coef * local_constancy_penalty(reward_net(x_windows))
+                reward_optimizer.zero_grad()
+                loss.backward()
+                reward_optimizer.step()
+
+            # [S3] rewards r_θ(s_t, a_t) from the updated network, then ppo.py's update on them with an entropy bonus.
+            with torch.no_grad():
+                r_policy = reward_net(x_policy).cpu().numpy().reshape(T, N)  # r_θ(s_t, a_t), (T, N)
+                learned = policy_reward(r_policy, args.reward_shift)  # minus the free constant (policy_reward)
+                log_w = reward_net(x_bg).sum(-1) - log_q_bg  # the weights after the update, for the logs
+                reward_demo = float(reward_net(x_demo).mean())
+            rewards = learned
+            if args.norm_reward:
+                # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
+                # The scale of r_θ changes as it learns; the critic's targets stay of order 1.
+                returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
+                ret_rms.update(returns_g.reshape(-1))
+                rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+            with torch.no_grad():
+                b_values = agent.value(b_obs)  # (B,)
+                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
+            values_np = b_values.cpu().numpy().reshape(T, N)
+            advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
+                                     term_buf, done_buf, args.gamma, args.gae_lambda)
+            returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
+            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+
+            clipfracs = []
+            for epoch in range(args.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, minibatch_size):
+                    mb = perm[start:start + minibatch_size]
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                    clipfracs.append(clipfrac)
+                    # L = −L^CLIP + c_v·L^V − λ_H·H[π]: the entropy term makes this max-ent RL on r_θ (notes 001)
+                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+                    flat_params.grad.zero_()
                     loss.backward()
-                    reward_optimizer.step()
+                    # TRICK: global gradient-norm clipping (baselines' ppo2).
+                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                    optimizer.step()
 
-                # [S3] rewards r_θ(s_t, a_t) from the updated network, then ppo.py's update on them with an entropy bonus.
-                with torch.no_grad():
-                    r_policy = reward_net(x_policy).cpu().numpy().reshape(T, N)  # r_θ(s_t, a_t), (T, N)
-                    learned = policy_reward(r_policy, args.reward_shift)  # minus the free constant (policy_reward)
-                    log_w = reward_net(x_bg).sum(-1) - log_q_bg  # the weights after the update, for the logs
-                    reward_demo = float(reward_net(x_demo).mean())
-                rewards = learned
-                if args.norm_reward:
-                    # TRICK: reward scaling (baselines' VecNormalize): r_t / std(G_t), G_t the running discounted return.
-                    # The scale of r_θ changes as it learns; the critic's targets stay of order 1.
-                    returns_g, discounted_return = discounted_returns(learned, done_buf, discounted_return, args.gamma)
-                    ret_rms.update(returns_g.reshape(-1))
-                    rewards = np.clip(learned / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-                with torch.no_grad():
-                    b_values = agent.value(b_obs)  # (B,)
-                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                    b_logp_old = agent.log_prob(agent.actor(b_obs), b_actions)  # (B,)
-                values_np = b_values.cpu().numpy().reshape(T, N)
-                advantages = compute_gae(rewards.astype(np.float32), values_np, next_values.cpu().numpy().reshape(T, N),
-                                         term_buf, done_buf, args.gamma, args.gae_lambda)
-                returns = advantages + values_np  # R̂_t = Â_t + V(s_t)
-                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+            # [S4] log. The ESS of the weights over the M_b background segments: near 1, one segment carries log Ẑ and
+            # its gradient (lower --segment-length or --reward-learning-rate); r_θ on the demos well above r_θ on the
+            # policy's pairs: the reward still tells them apart, and the policy has something to learn.
+            ess = effective_sample_size(log_w)
+            reward_policy = float(r_policy.mean())  # before the shift: comparable with reward_demo
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("losses/ioc_loss", ioc.item() if args.irl_steps else float("nan"), global_step)
+            writer.add_scalar("losses/ess", ess, global_step)
+            writer.add_scalar("losses/ess_fraction", ess / len(log_w), global_step)
+            writer.add_scalar("losses/reward_demo", reward_demo, global_step)  # mean r_θ per step, before scaling
+            writer.add_scalar("losses/reward_policy", reward_policy, global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            for target in args.eval_at_steps:
+                if global_step - batch_size < target <= global_step and args.eval_episodes:
+                    # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
+                    returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
+                    eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
+                                         "eval_return_std": float(returns_now.std()),
+                                         "expert_fraction": expert_fraction(returns_now, expert_return)})
+                    writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
+                    print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  true return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {ess:7.1f} of {len(log_w):,}  r_θ demo "
+                  f"{reward_demo:7.3f} policy {reward_policy:7.3f}  SPS {sps:,}", flush=True)
+            extra = {"ess": ess, "background_segments": len(log_w), "reward_demo": reward_demo,
+                     "reward_policy": reward_policy, "expert_pairs": n_expert, "eval_history": eval_history}
 
-                clipfracs = []
-                for epoch in range(args.update_epochs):
-                    perm = torch.randperm(batch_size, device=device)
-                    for start in range(0, batch_size, minibatch_size):
-                        mb = perm[start:start + minibatch_size]
-                        pg_loss, v_loss, entropy, approx_kl, clipfrac = ppo_losses(
-                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                            args.clip_coef, args.clip_vloss, args.norm_adv)
-                        clipfracs.append(clipfrac)
-                        # L = −L^CLIP + c_v·L^V − λ_H·H[π]: the entropy term makes this max-ent RL on r_θ (notes 001)
-                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
-                        flat_params.grad.zero_()
-                        loss.backward()
-                        # TRICK: global gradient-norm clipping (baselines' ppo2).
-                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                        optimizer.step()
-
-                # [S4] log. The ESS of the weights over the M_b background segments: near 1, one segment carries log Ẑ and
-                # its gradient (lower --segment-length or --reward-learning-rate); r_θ on the demos well above r_θ on the
-                # policy's pairs: the reward still tells them apart, and the policy has something to learn.
-                ess = effective_sample_size(log_w)
-                reward_policy = float(r_policy.mean())  # before the shift: comparable with reward_demo
-                sps = int(global_step / (time.time() - start_time))
-                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("losses/ioc_loss", ioc.item() if args.irl_steps else float("nan"), global_step)
-                writer.add_scalar("losses/ess", ess, global_step)
-                writer.add_scalar("losses/ess_fraction", ess / len(log_w), global_step)
-                writer.add_scalar("losses/reward_demo", reward_demo, global_step)  # mean r_θ per step, before scaling
-                writer.add_scalar("losses/reward_policy", reward_policy, global_step)
-                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-                writer.add_scalar("losses/entropy", entropy.item(), global_step)
-                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-                if not discrete:
-                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-                for target in args.eval_at_steps:
-                    if global_step - batch_size < target <= global_step and args.eval_episodes:
-                        # a mid-training evaluation, the same as the final one (deterministic policy, true reward, seeds)
-                        returns_now = evaluate(agent, obs_rms, args, discrete, low, high)
-                        eval_history.append({"env_steps": global_step, "eval_return_mean": float(returns_now.mean()),
-                                             "eval_return_std": float(returns_now.std()),
-                                             "expert_fraction": expert_fraction(returns_now, expert_return)})
-                        writer.add_scalar("eval/return", float(returns_now.mean()), global_step)
-                        print(f"eval at step {global_step:,}: {returns_now.mean():.1f} ± {returns_now.std():.1f}", flush=True)
-                recent = train_returns[-100:]
-                print(f"step {global_step:>9,}  true return(last {len(recent)}) "
-                      f"{np.mean(recent) if recent else float('nan'):9.1f}  ESS {ess:7.1f} of {len(log_w):,}  r_θ demo "
-                      f"{reward_demo:7.3f} policy {reward_policy:7.3f}  SPS {sps:,}", flush=True)
-                extra = {"ess": ess, "background_segments": len(log_w), "reward_demo": reward_demo,
-                         "reward_policy": reward_policy, "expert_pairs": n_expert, "eval_history": eval_history}
-
-                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
-                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
-                                                      "the policy parameters": flat_params, "the reward network": reward_net,
-                                                      "the learned rewards": learned},
-                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "gcl.py", "iteration": iteration, "global_step": global_step,
-                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
-                        "reward_net": reward_net.state_dict(), "optimizer": optimizer.state_dict(),
-                        "reward_optimizer": reward_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
-                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
-                        "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
-                        "train_returns": train_returns, "extra": extra, "background": list(background),
-                        "envs": [env_state(env) for env in envs.envs]})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("gcl.py", stop.received, global_step, run_dir))
-        envs.close()
+            # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+            check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                  "the policy parameters": flat_params, "the reward network": reward_net,
+                                                  "the learned rewards": learned},
+                         **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+            if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "gcl.py", "iteration": iteration, "global_step": global_step,
+                    "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                    "reward_net": reward_net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "reward_optimizer": reward_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                    "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
+                    "train_returns": train_returns, "extra": extra, "background": list(background),
+                    "envs": [env_state(env) for env in envs.envs]})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("gcl.py", stop.received, global_step, run_dir))
+    envs.close()
 
     train_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "segment_length": args.segment_length, "reward_shift": args.reward_shift} | extra

@@ -442,91 +442,96 @@ def main(args: Args) -> dict:
     scale = max(1, 200 // max(nrow, ncol)) if grid else 1  # pixels per cell: pictures about 200 pixels wide
 
     reward_model = RewardModel(features, args.reward_model, args.hidden_size).to(device, torch.float64)
-    if args.checkpoint is not None:
+    if args.checkpoint is not None:  # --checkpoint: plan under the saved reward and evaluate; nothing to learn
         reward_model.load_state_dict(ckpt["reward_model"])
         extra = {}
-    else:
-        # GOTCHA: reset seeds drawn from --seed, not seed + j: seeds 1 and 2 would otherwise share all but one demo.
-        demo_seeds = np.random.default_rng(args.seed).integers(2**31, size=args.num_demos)
-        states_np, actions_np, alive_np, demo_returns = collect_demos(env, expert_policy.cpu().numpy(), demo_seeds,
-                                                                      horizon, num_states - 1)
-        demo_states, demo_actions = torch.as_tensor(states_np, device=device), torch.as_tensor(actions_np, device=device)
-        alive = torch.as_tensor(alive_np, device=device)
-        print(f"{args.env}: {mdp['num_states']} states, {mdp['num_actions']} actions, H = {horizon}; expert return "
-              f"{expert_return:.3f} (exact), {demo_returns.mean():.3f} over its {args.num_demos} demos", flush=True)
-        # [S2] the demos' visitation, and their start distribution for the forward pass (DEVIATION in the docstring).
-        demo_visits = demo_visitation(demo_states, num_states)  # (S+1,)
-        demo_start = demo_visitation(demo_states[:, :1], num_states)  # (S+1,)
+        train_time = time.time() - start_time
+        summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
+                         expert_return, train_time, extra)
+        writer.close()
+        return summary
 
-        optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
-        history = []
-        start_iteration = 1
-        if resumed is not None:  # --resume: put back the reward, its optimiser and the diagnostics so far
-            set_rng_states(resumed["rng"])
-            reward_model.load_state_dict(resumed["reward_model"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            history, start_iteration = resumed["history"], resumed["global_step"] + 1
-            start_time = time.time() - resumed["train_time"]
+    # GOTCHA: reset seeds drawn from --seed, not seed + j: seeds 1 and 2 would otherwise share all but one demo.
+    demo_seeds = np.random.default_rng(args.seed).integers(2**31, size=args.num_demos)
+    states_np, actions_np, alive_np, demo_returns = collect_demos(env, expert_policy.cpu().numpy(), demo_seeds,
+                                                                  horizon, num_states - 1)
+    demo_states, demo_actions = torch.as_tensor(states_np, device=device), torch.as_tensor(actions_np, device=device)
+    alive = torch.as_tensor(alive_np, device=device)
+    print(f"{args.env}: {mdp['num_states']} states, {mdp['num_actions']} actions, H = {horizon}; expert return "
+          f"{expert_return:.3f} (exact), {demo_returns.mean():.3f} over its {args.num_demos} demos", flush=True)
+    # [S2] the demos' visitation, and their start distribution for the forward pass (DEVIATION in the docstring).
+    demo_visits = demo_visitation(demo_states, num_states)  # (S+1,)
+    demo_start = demo_visitation(demo_states[:, :1], num_states)  # (S+1,)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
-            for iteration in range(start_iteration, args.iterations + 1):
-                reward = reward_model()  # (S+1,) r_θ(s)
-                # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
+    optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
+    history = []
+    start_iteration = 1
+    if resumed is not None:  # --resume: put back the reward, its optimiser and the diagnostics so far
+        set_rng_states(resumed["rng"])
+        reward_model.load_state_dict(resumed["reward_model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        history, start_iteration = resumed["history"], resumed["global_step"] + 1
+        start_time = time.time() - resumed["train_time"]
+
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+        for iteration in range(start_iteration, args.iterations + 1):
+            reward = reward_model()  # (S+1,) r_θ(s)
+            # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
+            with torch.no_grad():
+                log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
+                # [S4] forward pass: expected visits under π_t
+                visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
+            # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
+            #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
+            #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
+            # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
+            #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
+            #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
+            surrogate = ((demo_visits - visits) * reward).sum()
+            optimizer.zero_grad()
+            (-surrogate).backward()  # ascent on L
+            optimizer.step()
+
+            # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
+            #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
+            #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
+            #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
+            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
+            #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
+            nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
+            gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
+            writer.add_scalar("losses/demo_nll", nll, iteration)
+            writer.add_scalar("losses/feature_gap", gap, iteration)
+            if iteration % args.log_every == 0 or iteration == args.iterations:
                 with torch.no_grad():
-                    log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
-                    # [S4] forward pass: expected visits under π_t
-                    visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
-                # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
-                #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
-                #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
-                # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
-                #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
-                #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
-                surrogate = ((demo_visits - visits) * reward).sum()
-                optimizer.zero_grad()
-                (-surrogate).backward()  # ascent on L
-                optimizer.step()
+                    reward = reward_model()
+                    plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
+                    evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
+                    corr = reward_correlation(reward[real], true_reward[real])
+                writer.add_scalar("losses/evd", evd, iteration)
+                writer.add_scalar("losses/evd_hard", evd_hard, iteration)
+                writer.add_scalar("losses/reward_corr", corr, iteration)
+                if grid:
+                    writer.add_image("reward/learned_vs_true", reward_picture(reward[real].cpu().numpy(),
+                                     true_reward[real].cpu().numpy(), nrow, ncol, scale), iteration)
+                history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
+                                "reward_corr": corr})
+                print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
+                      f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
 
-                # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
-                #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
-                #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
-                #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
-                #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
-                #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
-                nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
-                gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
-                writer.add_scalar("losses/demo_nll", nll, iteration)
-                writer.add_scalar("losses/feature_gap", gap, iteration)
-                if iteration % args.log_every == 0 or iteration == args.iterations:
-                    with torch.no_grad():
-                        reward = reward_model()
-                        plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
-                        evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
-                        corr = reward_correlation(reward[real], true_reward[real])
-                    writer.add_scalar("losses/evd", evd, iteration)
-                    writer.add_scalar("losses/evd_hard", evd_hard, iteration)
-                    writer.add_scalar("losses/reward_corr", corr, iteration)
-                    if grid:
-                        writer.add_image("reward/learned_vs_true", reward_picture(reward[real].cpu().numpy(),
-                                         true_reward[real].cpu().numpy(), nrow, ncol, scale), iteration)
-                    history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
-                                    "reward_corr": corr})
-                    print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
-                          f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
-
-                # Safe point, after iteration `iteration` (the demos are drawn again from --seed on --resume).
-                check_finite(run_dir, iteration, **{"the reward": reward_model, "the demos' log-likelihood": nll})
-                if stop.received or checkpoint_due(iteration - 1, iteration, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "maxent_irl.py", "global_step": iteration, "train_time": time.time() - start_time,
-                        "reward_model": reward_model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "history": history})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("maxent_irl.py", stop.received, iteration, run_dir))
-        learn_time = time.time() - start_time
-        extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
-                 "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history}
+            # Safe point, after iteration `iteration` (the demos are drawn again from --seed on --resume).
+            check_finite(run_dir, iteration, **{"the reward": reward_model, "the demos' log-likelihood": nll})
+            if stop.received or checkpoint_due(iteration - 1, iteration, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "maxent_irl.py", "global_step": iteration, "train_time": time.time() - start_time,
+                    "reward_model": reward_model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "history": history})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("maxent_irl.py", stop.received, iteration, run_dir))
+    learn_time = time.time() - start_time
+    extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
+             "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history}
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,

@@ -572,183 +572,189 @@ def main(args: Args) -> dict:
     train_returns: list = []
     global_step, start_time = 0, time.time()
 
-    if args.checkpoint is None:
-        # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
-        flat_params = flatten_parameters(agent)
-        optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
-        T, N = args.num_steps, args.num_envs
-        batch_size = T * N
-        minibatch_size = batch_size // args.num_minibatches
-        num_iterations = args.total_timesteps // batch_size
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        train_time = time.time() - start_time
+        summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
+                         global_step, train_time, train_returns)
+        writer.close()
+        return summary
 
-        # GOTCHA: SAME_STEP autoreset (gymnasium's default is NEXT_STEP, where the step after an episode's end
-        # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
-        envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-        # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
-        # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
-        ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
-        noise_rng = np.random.default_rng(args.seed)
-        loss_fn = torch.compile(ppo_losses) if args.compile else ppo_losses
-        kl_beta = args.kl_beta
+    # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
+    flat_params = flatten_parameters(agent)
+    optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
+    T, N = args.num_steps, args.num_envs
+    batch_size = T * N
+    minibatch_size = batch_size // args.num_minibatches
+    num_iterations = args.total_timesteps // batch_size
 
-        # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
-        obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
-        act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
-        rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
-        ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
+    # GOTCHA: SAME_STEP autoreset (gymnasium's default is NEXT_STEP, where the step after an episode's end
+    # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
+    envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
+    # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
+    ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
+    noise_rng = np.random.default_rng(args.seed)
+    loss_fn = torch.compile(ppo_losses) if args.compile else ppo_losses
+    kl_beta = args.kl_beta
 
-        raw_obs, _ = envs.reset(seed=args.seed)
-        if obs_rms is not None:
-            obs_rms.update(raw_obs)
-        obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
-        start_iteration = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
-            set_rng_states(resumed["rng"])
-            agent.load_state_dict(resumed["agent"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
-                if rms is not None:
-                    vars(rms).update(saved)
-            noise_rng, kl_beta, obs = resumed["noise_rng"], resumed["kl_beta"], resumed["obs"]
-            discounted_return = resumed["discounted_return"]
-            ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
-            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
-            start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-            envs.envs = [set_env_state(state) for state in resumed["envs"]]
+    # Rollout storage, (T, N, ...): numpy on the CPU, moved to `device` once per update.
+    obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    next_obs_buf = np.zeros((T, N, obs_dim), np.float32)
+    act_buf = np.zeros((T, N) if discrete else (T, N, act_dim), np.int64 if discrete else np.float32)
+    rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
+    ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
-            for iteration in range(start_iteration, num_iterations + 1):
-                if args.anneal_lr:
-                    # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
-                    optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-                # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
-                # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
-                # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
-                actor_np = numpy_weights(agent.actor)
-                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+    raw_obs, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        obs_rms.update(raw_obs)
+    obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
+    start_iteration = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
+        set_rng_states(resumed["rng"])
+        agent.load_state_dict(resumed["agent"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
+            if rms is not None:
+                vars(rms).update(saved)
+        noise_rng, kl_beta, obs = resumed["noise_rng"], resumed["kl_beta"], resumed["obs"]
+        discounted_return = resumed["discounted_return"]
+        ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+        global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+        start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
+        envs.envs = [set_env_state(state) for state in resumed["envs"]]
 
-                # [S1] collect T steps in each of the N envs with π_θk.
-                for t in range(T):
-                    global_step += N
-                    obs_buf[t] = obs
-                    out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ_θ(s_t), (N, A)
-                    if discrete:
-                        action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
-                        env_action = action
-                    else:
-                        # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
-                        action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
-                        # GOTCHA: the env gets the action clipped to its bounds, but the batch keeps the sampled one,
-                        # because log π_θ must be of the action the Gaussian actually drew.
-                        env_action = np.clip(action, low, high)
-                    act_buf[t] = action
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+        for iteration in range(start_iteration, num_iterations + 1):
+            if args.anneal_lr:
+                # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+            # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
+            # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
+            # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
-                    raw_next_obs, reward, terminated, truncated, infos = envs.step(env_action)
-                    done = terminated | truncated
+            # [S1] collect T steps in each of the N envs with π_θk.
+            for t in range(T):
+                global_step += N
+                obs_buf[t] = obs
+                out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ_θ(s_t), (N, A)
+                if discrete:
+                    action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
+                    env_action = action
+                else:
+                    # a_t = μ_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
+                    action = out + std * noise_rng.standard_normal(out.shape, dtype=np.float32)
+                    # GOTCHA: the env gets the action clipped to its bounds, but the batch keeps the sampled one,
+                    # because log π_θ must be of the action the Gaussian actually drew.
+                    env_action = np.clip(action, low, high)
+                act_buf[t] = action
 
-                    ep_return += reward
-                    ep_length += 1
-                    if args.norm_reward:
-                        discounted_return = args.gamma * discounted_return + reward
-                        ret_rms.update(discounted_return)
-                        reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
-                    rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
+                raw_next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                done = terminated | truncated
 
-                    if obs_rms is not None:
-                        obs_rms.update(raw_next_obs)
-                    obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
-                    next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
-                    for i in np.flatnonzero(done):
-                        # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
-                        # of the next episode and put the last one of this episode in infos["final_obs"].
-                        next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                        train_returns.append(float(ep_return[i]))
-                        writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
-                        writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
-                        ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
+                ep_return += reward
+                ep_length += 1
+                if args.norm_reward:
+                    discounted_return = args.gamma * discounted_return + reward
+                    ret_rms.update(discounted_return)
+                    reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
+                rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
 
-                # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
-                # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
-                b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
-                b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
-                with torch.no_grad():
-                    b_values = agent.value(b_obs)  # (B,)
-                    next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
-                    b_out_old = agent.actor(b_obs)  # logits or μ of π_θk, (B, A): for the KL objective and diagnostics
-                    b_logp_old = agent.log_prob(b_out_old, b_actions)  # (B,)
-                log_std_old = agent.log_std.detach().clone()
-                values_np = b_values.cpu().numpy().reshape(T, N)
-                advantages = compute_gae(rew_buf, values_np, next_values.cpu().numpy().reshape(T, N),
-                                         term_buf, done_buf, args.gamma, args.gae_lambda)
-                returns = advantages + values_np  # R̂_t = Â_t + V(s_t), the critic's regression target
-                b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
-                b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
+                if obs_rms is not None:
+                    obs_rms.update(raw_next_obs)
+                obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
+                next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
+                for i in np.flatnonzero(done):
+                    # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
+                    # of the next episode and put the last one of this episode in infos["final_obs"].
+                    next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
+                    train_returns.append(float(ep_return[i]))
+                    writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
+                    writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
+                    ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
 
-                # [S3] E epochs of minibatch updates of θ (actor) and φ (critic), on minibatches of the batch B.
-                clipfracs, approx_kl = [], torch.zeros((), device=device)
-                beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
-                for epoch in range(args.update_epochs):
-                    perm = torch.randperm(batch_size, device=device)
-                    for start in range(0, batch_size, minibatch_size):
-                        mb = perm[start:start + minibatch_size]
-                        pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
-                            agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
-                            b_out_old[mb], log_std_old, beta, args.objective,
-                            args.clip_coef, args.clip_vloss, args.norm_adv)
-                        clipfracs.append(clipfrac)
-                        # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
-                        # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
-                        # error weighs 0.25 (as in CleanRL and baselines' ppo2, whose vf_coef 0.5 multiplies a ½-loss too)
-                        loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
+            # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
+            # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
+            b_obs = torch.from_numpy(obs_buf.reshape(batch_size, obs_dim)).to(device)
+            b_actions = torch.from_numpy(act_buf.reshape((batch_size,) if discrete else (batch_size, act_dim))).to(device)
+            with torch.no_grad():
+                b_values = agent.value(b_obs)  # (B,)
+                next_values = agent.value(torch.from_numpy(next_obs_buf.reshape(batch_size, obs_dim)).to(device))
+                b_out_old = agent.actor(b_obs)  # logits or μ of π_θk, (B, A): for the KL objective and diagnostics
+                b_logp_old = agent.log_prob(b_out_old, b_actions)  # (B,)
+            log_std_old = agent.log_std.detach().clone()
+            values_np = b_values.cpu().numpy().reshape(T, N)
+            advantages = compute_gae(rew_buf, values_np, next_values.cpu().numpy().reshape(T, N),
+                                     term_buf, done_buf, args.gamma, args.gae_lambda)
+            returns = advantages + values_np  # R̂_t = Â_t + V(s_t), the critic's regression target
+            b_adv = torch.from_numpy(advantages.reshape(batch_size)).to(device)
+            b_returns = torch.from_numpy(returns.reshape(batch_size)).to(device)
 
-                        flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
-                        loss.backward()
-                        # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
-                        nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
-                        optimizer.step()
-                    if args.target_kl is not None and approx_kl.item() > args.target_kl:
-                        break
+            # [S3] E epochs of minibatch updates of θ (actor) and φ (critic), on minibatches of the batch B.
+            clipfracs, approx_kl = [], torch.zeros((), device=device)
+            beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
+            for epoch in range(args.update_epochs):
+                perm = torch.randperm(batch_size, device=device)
+                for start in range(0, batch_size, minibatch_size):
+                    mb = perm[start:start + minibatch_size]
+                    pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        b_out_old[mb], log_std_old, beta, args.objective,
+                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                    clipfracs.append(clipfrac)
+                    # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
+                    # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
+                    # error weighs 0.25 (as in CleanRL and baselines' ppo2, whose vf_coef 0.5 multiplies a ½-loss too)
+                    loss = pg_loss + args.vf_coef * v_loss - args.ent_coef * entropy
 
-                # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
-                with torch.no_grad():
-                    mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
-                if args.objective == "kl":
-                    kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
-                    writer.add_scalar("losses/kl_beta", kl_beta, global_step)
-                sps = int(global_step / (time.time() - start_time))
-                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-                writer.add_scalar("losses/entropy", entropy.item(), global_step)
-                writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-                writer.add_scalar("losses/kl", mean_kl, global_step)  # exact KL of the whole update
-                writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-                writer.add_scalar("losses/explained_variance", explained_variance(values_np, returns), global_step)
-                if not discrete:
-                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-                recent = train_returns[-100:]
-                print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                      f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+                    flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
+                    loss.backward()
+                    # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
+                    nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
+                    optimizer.step()
+                if args.target_kl is not None and approx_kl.item() > args.target_kl:
+                    break
 
-                # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
-                check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
-                                                      "the parameters": flat_params, "the rewards": rew_buf},
-                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "ppo.py", "iteration": iteration, "global_step": global_step,
-                        "train_time": time.time() - start_time, "agent": agent.state_dict(),
-                        "optimizer": optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
-                        "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
-                        "kl_beta": kl_beta, "obs": obs, "ep_return": ep_return, "ep_length": ep_length,
-                        "train_returns": train_returns, "envs": [env_state(env) for env in envs.envs]})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("ppo.py", stop.received, global_step, run_dir))
-        envs.close()
+            # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
+            with torch.no_grad():
+                mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
+            if args.objective == "kl":
+                kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
+                writer.add_scalar("losses/kl_beta", kl_beta, global_step)
+            sps = int(global_step / (time.time() - start_time))
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/kl", mean_kl, global_step)  # exact KL of the whole update
+            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+            writer.add_scalar("losses/explained_variance", explained_variance(values_np, returns), global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            recent = train_returns[-100:]
+            print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                  f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+
+            # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
+            check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
+                                                  "the parameters": flat_params, "the rewards": rew_buf},
+                         **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+            if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "ppo.py", "iteration": iteration, "global_step": global_step,
+                    "train_time": time.time() - start_time, "agent": agent.state_dict(),
+                    "optimizer": optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
+                    "kl_beta": kl_beta, "obs": obs, "ep_return": ep_return, "ep_length": ep_length,
+                    "train_returns": train_returns, "envs": [env_state(env) for env in envs.envs]})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("ppo.py", stop.received, global_step, run_dir))
+    envs.close()
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,

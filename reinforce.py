@@ -392,170 +392,178 @@ def main(args: Args) -> dict:
     train_returns: list = []
     global_step, steps_to_target, start_time = 0, None, time.time()
 
-    if args.checkpoint is None:
-        policy_params = list(agent.actor.parameters()) + ([] if discrete else [agent.log_std])  # θ
-        optimizer = torch.optim.Adam(policy_params, lr=args.learning_rate)
-        value_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.value_learning_rate)
-        noise_rng = np.random.default_rng(args.seed)
-        raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        env.close()
+        train_time = time.time() - start_time
+        summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
+                         global_step, train_time, train_returns)
+        writer.close()
+        return summary
 
-        if resumed is not None:  # --resume: put back everything the loop carries from one batch to the next
-            set_rng_states(resumed["rng"])
-            agent.load_state_dict(resumed["agent"])
-            optimizer.load_state_dict(resumed["optimizer"])
-            value_optimizer.load_state_dict(resumed["value_optimizer"])
-            if obs_rms is not None:
-                vars(obs_rms).update(resumed["obs_rms"])
-            env.close()
-            env, noise_rng, raw_obs = set_env_state(resumed["env"]), resumed["noise_rng"], resumed["raw_obs"]
-            global_step, train_returns = resumed["global_step"], resumed["train_returns"]
-            start_time = time.time() - resumed["train_time"]
+    policy_params = list(agent.actor.parameters()) + ([] if discrete else [agent.log_std])  # θ
+    optimizer = torch.optim.Adam(policy_params, lr=args.learning_rate)
+    value_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.value_learning_rate)
+    noise_rng = np.random.default_rng(args.seed)
+    raw_obs, _ = env.reset(seed=args.seed)  # later resets continue the env's own seeded generator
 
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this batch, write checkpoint.pt, stop
-            while global_step < args.total_timesteps:
-                # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
-                # a torch module call at batch size 1); θ is fixed until [S3].
-                actor_np = numpy_weights(agent.actor)
-                std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+    if resumed is not None:  # --resume: put back everything the loop carries from one batch to the next
+        set_rng_states(resumed["rng"])
+        agent.load_state_dict(resumed["agent"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        value_optimizer.load_state_dict(resumed["value_optimizer"])
+        if obs_rms is not None:
+            vars(obs_rms).update(resumed["obs_rms"])
+        env.close()
+        env, noise_rng, raw_obs = set_env_state(resumed["env"]), resumed["noise_rng"], resumed["raw_obs"]
+        global_step, train_returns = resumed["global_step"], resumed["train_returns"]
+        start_time = time.time() - resumed["train_time"]
 
-                # [S1] run π_θ for whole episodes until the batch holds at least batch_steps steps (or batch_episodes
-                # episodes). Whole episodes, because the estimator sums over complete trajectories τ_i. (Cutting the last
-                # one at the batch boundary would need a bootstrap; dropping it would bias the batch towards short
-                # episodes.) Starting another episode depends only on the earlier ones, never on its own outcome, so
-                # each trajectory in the batch is an ordinary sample of π_θ.
-                # GOTCHA (a small bias): the number N of episodes that fill batch_steps depends on their lengths, so
-                # (1/N)·Σ_i g_i is not an unbiased estimate of ∇J: the average of N random terms, N random too, weighs
-                # the episodes of short-episode batches more. On a small MDP with N ≈ 1.7 it is off by 6+ standard
-                # errors (tests/test_reinforce_math.py); it shrinks as N grows (CartPole's 2,000-step batches hold 4 to
-                # 100 episodes). --batch-episodes fixes N and removes it, at the price of a batch size in steps that
-                # varies with the episodes' lengths.
-                obs_list, act_list, rew_list, done_list, trunc_list, final_obs, lengths = [], [], [], [], [], [], []
-                # (The last batch stops early, after the episode that reaches total_timesteps.)
-                while ((len(rew_list) < args.batch_steps) if args.batch_episodes is None
-                       else (len(lengths) < args.batch_episodes)) and global_step < args.total_timesteps:
-                    ep_return, ep_length, done = 0.0, 0, False
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this batch, write checkpoint.pt, stop
+        while global_step < args.total_timesteps:
+            # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
+            # a torch module call at batch size 1); θ is fixed until [S3].
+            actor_np = numpy_weights(agent.actor)
+            std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
+
+            # [S1] run π_θ for whole episodes until the batch holds at least batch_steps steps (or batch_episodes
+            # episodes). Whole episodes, because the estimator sums over complete trajectories τ_i. (Cutting the last
+            # one at the batch boundary would need a bootstrap; dropping it would bias the batch towards short
+            # episodes.) Starting another episode depends only on the earlier ones, never on its own outcome, so
+            # each trajectory in the batch is an ordinary sample of π_θ.
+            # GOTCHA (a small bias): the number N of episodes that fill batch_steps depends on their lengths, so
+            # (1/N)·Σ_i g_i is not an unbiased estimate of ∇J: the average of N random terms, N random too, weighs
+            # the episodes of short-episode batches more. On a small MDP with N ≈ 1.7 it is off by 6+ standard
+            # errors (tests/test_reinforce_math.py); it shrinks as N grows (CartPole's 2,000-step batches hold 4 to
+            # 100 episodes). --batch-episodes fixes N and removes it, at the price of a batch size in steps that
+            # varies with the episodes' lengths.
+            obs_list, act_list, rew_list, done_list, trunc_list, final_obs, lengths = [], [], [], [], [], [], []
+            # (The last batch stops early, after the episode that reaches total_timesteps.)
+            while ((len(rew_list) < args.batch_steps) if args.batch_episodes is None
+                   else (len(lengths) < args.batch_episodes)) and global_step < args.total_timesteps:
+                ep_return, ep_length, done = 0.0, 0, False
+                if obs_rms is not None:
+                    obs_rms.update(np.asarray(raw_obs)[None])
+                obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)  # (1, obs_dim)
+                while not done:
+                    out = numpy_mlp(actor_np, obs)  # logits or f_θ(s_t), (1, A)
+                    if discrete:
+                        action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
+                        env_action = action
+                    else:
+                        # a_t = f_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
+                        action = (out + std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
+                        # GOTCHA: the env executes the action clipped to its bounds, but the batch keeps the sampled
+                        # one: log π_θ must be the log-density of what the Gaussian actually drew.
+                        env_action = np.clip(action, low, high)
+                    raw_obs, reward, terminated, truncated, _ = env.step(env_action)
+                    done = terminated or truncated
+                    obs_list.append(obs[0])
+                    act_list.append(action)
+                    rew_list.append(float(reward))
+                    done_list.append(done)
+                    trunc_list.append(truncated and not terminated)
+                    ep_return, ep_length = ep_return + float(reward), ep_length + 1
                     if obs_rms is not None:
                         obs_rms.update(np.asarray(raw_obs)[None])
-                    obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)  # (1, obs_dim)
-                    while not done:
-                        out = numpy_mlp(actor_np, obs)  # logits or f_θ(s_t), (1, A)
-                        if discrete:
-                            action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
-                            env_action = action
-                        else:
-                            # a_t = f_θ(s_t) + σ ⊙ ε, ε ~ N(0, I)
-                            action = (out + std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
-                            # GOTCHA: the env executes the action clipped to its bounds, but the batch keeps the sampled
-                            # one: log π_θ must be the log-density of what the Gaussian actually drew.
-                            env_action = np.clip(action, low, high)
-                        raw_obs, reward, terminated, truncated, _ = env.step(env_action)
-                        done = terminated or truncated
-                        obs_list.append(obs[0])
-                        act_list.append(action)
-                        rew_list.append(float(reward))
-                        done_list.append(done)
-                        trunc_list.append(truncated and not terminated)
-                        ep_return, ep_length = ep_return + float(reward), ep_length + 1
-                        if obs_rms is not None:
-                            obs_rms.update(np.asarray(raw_obs)[None])
-                        obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)
-                    final_obs.append(obs[0])  # s_T, for --bootstrap-truncated
-                    lengths.append(ep_length)
-                    global_step += ep_length
-                    train_returns.append(ep_return)
-                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                    raw_obs, _ = env.reset()
+                    obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)
+                final_obs.append(obs[0])  # s_T, for --bootstrap-truncated
+                lengths.append(ep_length)
+                global_step += ep_length
+                train_returns.append(ep_return)
+                writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                raw_obs, _ = env.reset()
 
-                num_episodes = len(lengths)  # N
-                lengths = np.asarray(lengths)  # (N,)
-                rewards, dones = np.asarray(rew_list), np.asarray(done_list, np.float64)  # (B,), (B,)
-                b_obs = torch.from_numpy(np.stack(obs_list)).to(device)  # (B, obs_dim)
-                b_actions = torch.from_numpy(np.asarray(act_list)).to(device)  # (B,) or (B, A)
+            num_episodes = len(lengths)  # N
+            lengths = np.asarray(lengths)  # (N,)
+            rewards, dones = np.asarray(rew_list), np.asarray(done_list, np.float64)  # (B,), (B,)
+            b_obs = torch.from_numpy(np.stack(obs_list)).to(device)  # (B, obs_dim)
+            b_actions = torch.from_numpy(np.asarray(act_list)).to(device)  # (B,) or (B, A)
 
-                # [S2] the weights ψ − b of the score functions.
-                bootstrap = None
-                if args.bootstrap_truncated:
-                    # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true reward-to-go
-                    # continues past the cut. By default we still sum the rewards up to the cut: then the estimator is the
-                    # notes' one, unbiased for the task as it is run (J = E[return of an episode of at most T steps], the
-                    # number the evaluation reports), but a state-only V_φ cannot tell how close the cut is. With this flag
-                    # the cut episode's Q̂_t gets γ^(T−t)·V_φ(s_T) added, which estimates the return without the time
-                    # limit instead (biased where V_φ is wrong).
-                    with torch.no_grad():
-                        v_final = agent.value(torch.from_numpy(np.stack(final_obs)).to(device)).cpu().numpy()  # (N,)
-                    ends = np.cumsum(lengths) - 1  # (N,) index of each episode's last step
-                    bootstrap = np.zeros_like(rewards)
-                    bootstrap[ends] = args.gamma * v_final * np.asarray(trunc_list)[ends]
-                rtg = reward_to_go(rewards, dones, args.gamma, bootstrap)  # Q̂_{i,t}, (B,)
-                psi = rtg if args.returns == "reward_to_go" else total_return(rtg, lengths)  # (B,)
-                if args.baseline == "average":
-                    baseline = average_baseline(psi, lengths, per_step=args.returns == "reward_to_go")
-                elif args.baseline == "value":
-                    # Â_{i,t} = Q̂_{i,t} − V_φ(s_{i,t}), with the V_φ fitted on earlier batches: fitting it to this batch
-                    # first would make b depend on this batch's actions.
-                    with torch.no_grad():
-                        baseline = agent.value(b_obs).cpu().numpy().astype(np.float64)  # (B,)
-                else:
-                    baseline = np.zeros_like(psi)
-                weights = psi - baseline  # (B,)
-                if args.norm_adv:
-                    weights = normalize(weights)
-                b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+            # [S2] the weights ψ − b of the score functions.
+            bootstrap = None
+            if args.bootstrap_truncated:
+                # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true reward-to-go
+                # continues past the cut. By default we still sum the rewards up to the cut: then the estimator is the
+                # notes' one, unbiased for the task as it is run (J = E[return of an episode of at most T steps], the
+                # number the evaluation reports), but a state-only V_φ cannot tell how close the cut is. With this flag
+                # the cut episode's Q̂_t gets γ^(T−t)·V_φ(s_T) added, which estimates the return without the time
+                # limit instead (biased where V_φ is wrong).
+                with torch.no_grad():
+                    v_final = agent.value(torch.from_numpy(np.stack(final_obs)).to(device)).cpu().numpy()  # (N,)
+                ends = np.cumsum(lengths) - 1  # (N,) index of each episode's last step
+                bootstrap = np.zeros_like(rewards)
+                bootstrap[ends] = args.gamma * v_final * np.asarray(trunc_list)[ends]
+            rtg = reward_to_go(rewards, dones, args.gamma, bootstrap)  # Q̂_{i,t}, (B,)
+            psi = rtg if args.returns == "reward_to_go" else total_return(rtg, lengths)  # (B,)
+            if args.baseline == "average":
+                baseline = average_baseline(psi, lengths, per_step=args.returns == "reward_to_go")
+            elif args.baseline == "value":
+                # Â_{i,t} = Q̂_{i,t} − V_φ(s_{i,t}), with the V_φ fitted on earlier batches: fitting it to this batch
+                # first would make b depend on this batch's actions.
+                with torch.no_grad():
+                    baseline = agent.value(b_obs).cpu().numpy().astype(np.float64)  # (B,)
+            else:
+                baseline = np.zeros_like(psi)
+            weights = psi - baseline  # (B,)
+            if args.norm_adv:
+                weights = normalize(weights)
+            b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
-                # [S3] one step of gradient ascent on J: θ ← θ + α ∇_θ J, as a descent step on the pseudo-loss.
-                loss = pseudo_loss(agent.log_prob(b_obs, b_actions), b_weights, num_episodes)
-                optimizer.zero_grad()
-                loss.backward()
-                # Diagnostic: ‖ĝ‖₂, the size of the gradient estimate (it is what the baselines make less noisy).
-                grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in policy_params)).item()
-                optimizer.step()
+            # [S3] one step of gradient ascent on J: θ ← θ + α ∇_θ J, as a descent step on the pseudo-loss.
+            loss = pseudo_loss(agent.log_prob(b_obs, b_actions), b_weights, num_episodes)
+            optimizer.zero_grad()
+            loss.backward()
+            # Diagnostic: ‖ĝ‖₂, the size of the gradient estimate (it is what the baselines make less noisy).
+            grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in policy_params)).item()
+            optimizer.step()
 
-                if args.baseline == "value":
-                    # V_φ ← argmin ½·mean (V_φ(s_{i,t}) − ψ_{i,t})², by value_steps full-batch Adam steps; it is the
-                    # baseline of the next batch. (ψ is the reward-to-go, or the total return with --returns total: a
-                    # baseline for ψ must estimate E[ψ | s_t].)
-                    targets = torch.as_tensor(psi, dtype=torch.float32, device=device)
-                    for _ in range(args.value_steps):
-                        v_loss = value_loss(agent.value(b_obs), targets)
-                        value_optimizer.zero_grad()
-                        v_loss.backward()
-                        value_optimizer.step()
-                    writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                    # explained_variance ≤ 0: V_φ predicts nothing and the baseline adds variance instead of removing it.
-                    writer.add_scalar("losses/explained_variance", explained_variance(baseline, psi), global_step)
+            if args.baseline == "value":
+                # V_φ ← argmin ½·mean (V_φ(s_{i,t}) − ψ_{i,t})², by value_steps full-batch Adam steps; it is the
+                # baseline of the next batch. (ψ is the reward-to-go, or the total return with --returns total: a
+                # baseline for ψ must estimate E[ψ | s_t].)
+                targets = torch.as_tensor(psi, dtype=torch.float32, device=device)
+                for _ in range(args.value_steps):
+                    v_loss = value_loss(agent.value(b_obs), targets)
+                    value_optimizer.zero_grad()
+                    v_loss.backward()
+                    value_optimizer.step()
+                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+                # explained_variance ≤ 0: V_φ predicts nothing and the baseline adds variance instead of removing it.
+                writer.add_scalar("losses/explained_variance", explained_variance(baseline, psi), global_step)
 
-                # [S4] log.
-                sps = int(global_step / (time.time() - start_time))
-                recent = train_returns[-100:]
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("charts/episodes_per_batch", num_episodes, global_step)
-                writer.add_scalar("losses/policy_loss", loss.item(), global_step)
-                writer.add_scalar("losses/grad_norm", grad_norm, global_step)
-                if not discrete:
-                    writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
-                print(f"step {global_step:>9,}  return(last {len(recent)}) {np.mean(recent):9.1f}  "
-                      f"episodes {num_episodes:>4}  SPS {sps:,}", flush=True)
-                if (args.target_return is not None and len(train_returns) >= args.target_window
-                        and np.mean(train_returns[-args.target_window:]) >= args.target_return):
-                    steps_to_target = global_step
-                    print(f"target: the last {args.target_window} episodes average ≥ {args.target_return} "
-                          f"after {global_step:,} steps", flush=True)
-                    break
+            # [S4] log.
+            sps = int(global_step / (time.time() - start_time))
+            recent = train_returns[-100:]
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/episodes_per_batch", num_episodes, global_step)
+            writer.add_scalar("losses/policy_loss", loss.item(), global_step)
+            writer.add_scalar("losses/grad_norm", grad_norm, global_step)
+            if not discrete:
+                writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
+            print(f"step {global_step:>9,}  return(last {len(recent)}) {np.mean(recent):9.1f}  "
+                  f"episodes {num_episodes:>4}  SPS {sps:,}", flush=True)
+            if (args.target_return is not None and len(train_returns) >= args.target_window
+                    and np.mean(train_returns[-args.target_window:]) >= args.target_return):
+                steps_to_target = global_step
+                print(f"target: the last {args.target_window} episodes average ≥ {args.target_return} "
+                      f"after {global_step:,} steps", flush=True)
+                break
 
-                # Safe point (between batches: every episode is whole, the env has just been reset).
-                check_finite(run_dir, global_step, **{"the policy loss": loss, "the networks": agent},
-                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                if stop.received or checkpoint_due(global_step - len(rew_list), global_step, args.checkpoint_every):
-                    save_training_state(run_dir, {
-                        "script": "reinforce.py", "global_step": global_step, "train_time": time.time() - start_time,
-                        "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
-                        "value_optimizer": value_optimizer.state_dict(),
-                        "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
-                        "env": env_state(env), "raw_obs": raw_obs, "train_returns": train_returns})
-                if stop.received:
-                    writer.close()
-                    raise Interrupted(stop_line("reinforce.py", stop.received, global_step, run_dir))
+            # Safe point (between batches: every episode is whole, the env has just been reset).
+            check_finite(run_dir, global_step, **{"the policy loss": loss, "the networks": agent},
+                         **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+            if stop.received or checkpoint_due(global_step - len(rew_list), global_step, args.checkpoint_every):
+                save_training_state(run_dir, {
+                    "script": "reinforce.py", "global_step": global_step, "train_time": time.time() - start_time,
+                    "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
+                    "value_optimizer": value_optimizer.state_dict(),
+                    "obs_rms": None if obs_rms is None else vars(obs_rms), "noise_rng": noise_rng,
+                    "env": env_state(env), "raw_obs": raw_obs, "train_returns": train_returns})
+            if stop.received:
+                writer.close()
+                raise Interrupted(stop_line("reinforce.py", stop.received, global_step, run_dir))
+
     env.close()
 
     train_time = time.time() - start_time

@@ -464,162 +464,171 @@ def main(args: Args) -> dict:
         writer.close()
         return summary
 
-    if args.checkpoint is None:
-        target_net = copy.deepcopy(q_net)  # Q_θ̄
-        q_optimizer = torch.optim.Adam(q_net.parameters(), lr=args.learning_rate)
+    if args.checkpoint is not None:  # --checkpoint: evaluate the saved model; nothing to train
+        env.close()
+        train_time = time.time() - start_time
+        nets = {"q_net": q_net.state_dict()} | ({} if sampler is None else {"sampler": sampler.state_dict()})
+        summary = finish(args, run_dir, writer, mode, nets, obs_rms, obs_dim, act_dim, low, high, global_step,
+                         train_time, train_returns, extra, q_net=q_net, sampler=sampler)
+        writer.close()
+        return summary
+
+    target_net = copy.deepcopy(q_net)  # Q_θ̄
+    q_optimizer = torch.optim.Adam(q_net.parameters(), lr=args.learning_rate)
+    if sampler is not None:
+        sampler_optimizer = torch.optim.Adam(sampler.parameters(), lr=args.policy_learning_rate)
+    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
+    centre, half_range = (None, None) if discrete else ((high + low) / 2, (high - low) / 2)
+    # D: a ring buffer of (s, a, r, s', terminated), raw observations; a in (−1, 1)^D for continuous actions.
+    buf_obs = np.zeros((args.buffer_size, obs_dim), np.float32)
+    buf_next = np.zeros((args.buffer_size, obs_dim), np.float32)
+    buf_act = np.zeros(args.buffer_size, np.int64) if discrete else np.zeros((args.buffer_size, act_dim), np.float32)
+    buf_rew, buf_term = np.zeros(args.buffer_size, np.float32), np.zeros(args.buffer_size, np.float32)
+    size, updates = 0, 0
+    raw_obs, _ = env.reset(seed=args.seed)
+    ep_return, ep_length = 0.0, 0
+    start_step = 1
+    if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
+        set_rng_states(resumed["rng"])
+        q_net.load_state_dict(resumed["q_net"])
+        target_net.load_state_dict(resumed["target_net"])
+        q_optimizer.load_state_dict(resumed["q_optimizer"])
         if sampler is not None:
-            sampler_optimizer = torch.optim.Adam(sampler.parameters(), lr=args.policy_learning_rate)
-        rng = np.random.default_rng(args.seed)
-        env.action_space.seed(args.seed)
-        centre, half_range = (None, None) if discrete else ((high + low) / 2, (high - low) / 2)
-        # D: a ring buffer of (s, a, r, s', terminated), raw observations; a in (−1, 1)^D for continuous actions.
-        buf_obs = np.zeros((args.buffer_size, obs_dim), np.float32)
-        buf_next = np.zeros((args.buffer_size, obs_dim), np.float32)
-        buf_act = np.zeros(args.buffer_size, np.int64) if discrete else np.zeros((args.buffer_size, act_dim), np.float32)
-        buf_rew, buf_term = np.zeros(args.buffer_size, np.float32), np.zeros(args.buffer_size, np.float32)
-        size, updates = 0, 0
-        raw_obs, _ = env.reset(seed=args.seed)
-        ep_return, ep_length = 0.0, 0
-        start_step = 1
-        if resumed is not None:  # --resume: put back everything the loop carries from one step to the next
-            set_rng_states(resumed["rng"])
-            q_net.load_state_dict(resumed["q_net"])
-            target_net.load_state_dict(resumed["target_net"])
-            q_optimizer.load_state_dict(resumed["q_optimizer"])
-            if sampler is not None:
-                sampler.load_state_dict(resumed["sampler"])
-                sampler_optimizer.load_state_dict(resumed["sampler_optimizer"])
+            sampler.load_state_dict(resumed["sampler"])
+            sampler_optimizer.load_state_dict(resumed["sampler_optimizer"])
+        if obs_rms is not None:
+            vars(obs_rms).update(resumed["obs_rms"])
+        env.close()
+        env, rng, raw_obs = set_env_state(resumed["env"]), resumed["generator"], resumed["raw_obs"]
+        ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
+        size, updates, global_step = resumed["size"], resumed["updates"], resumed["global_step"]
+        for buffer, saved in zip((buf_obs, buf_act, buf_rew, buf_next, buf_term), resumed["buffer"]):
+            buffer[:size] = saved
+        start_step, start_time = global_step + 1, time.time() - resumed["train_time"]
+
+    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
+        for global_step in range(start_step, args.total_timesteps + 1):
+            # Safe point, before step `global_step`: stop on Ctrl-C/SIGTERM, or a periodic checkpoint.
+            if global_step > start_step and (stop.received or checkpoint_due(global_step - 2, global_step - 1,
+                                                                              args.checkpoint_every)):
+                check_finite(run_dir, global_step - 1, **{"the Q network": q_net, "the sampler": sampler or q_net},
+                             **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
+                save_training_state(run_dir, {
+                    "script": "soft_q.py", "global_step": global_step - 1, "train_time": time.time() - start_time,
+                    "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
+                    "q_optimizer": q_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "sampler": None if sampler is None else sampler.state_dict(),
+                    "sampler_optimizer": None if sampler is None else sampler_optimizer.state_dict(),
+                    "generator": rng, "env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
+                    "ep_length": ep_length, "train_returns": train_returns, "size": size, "updates": updates,
+                    # the replay buffer D, up to its fill level
+                    "buffer": [b[:size] for b in (buf_obs, buf_act, buf_rew, buf_next, buf_term)]})
+                if stop.received:
+                    writer.close()
+                    raise Interrupted(stop_line("soft_q.py", stop.received, global_step - 1, run_dir))
+            # [S1] act: uniformly at random before learning_starts, then from the soft policy.
             if obs_rms is not None:
-                vars(obs_rms).update(resumed["obs_rms"])
-            env.close()
-            env, rng, raw_obs = set_env_state(resumed["env"]), resumed["generator"], resumed["raw_obs"]
-            ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
-            size, updates, global_step = resumed["size"], resumed["updates"], resumed["global_step"]
-            for buffer, saved in zip((buf_obs, buf_act, buf_rew, buf_next, buf_term), resumed["buffer"]):
-                buffer[:size] = saved
-            start_step, start_time = global_step + 1, time.time() - resumed["train_time"]
-
-        with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this step, write checkpoint.pt, stop
-            for global_step in range(start_step, args.total_timesteps + 1):
-                # Safe point, before step `global_step`: stop on Ctrl-C/SIGTERM, or a periodic checkpoint.
-                if global_step > start_step and (stop.received or checkpoint_due(global_step - 2, global_step - 1,
-                                                                                  args.checkpoint_every)):
-                    check_finite(run_dir, global_step - 1, **{"the Q network": q_net, "the sampler": sampler or q_net},
-                                 **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-                    save_training_state(run_dir, {
-                        "script": "soft_q.py", "global_step": global_step - 1, "train_time": time.time() - start_time,
-                        "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
-                        "q_optimizer": q_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
-                        "sampler": None if sampler is None else sampler.state_dict(),
-                        "sampler_optimizer": None if sampler is None else sampler_optimizer.state_dict(),
-                        "generator": rng, "env": env_state(env), "raw_obs": raw_obs, "ep_return": ep_return,
-                        "ep_length": ep_length, "train_returns": train_returns, "size": size, "updates": updates,
-                        # the replay buffer D, up to its fill level
-                        "buffer": [b[:size] for b in (buf_obs, buf_act, buf_rew, buf_next, buf_term)]})
-                    if stop.received:
-                        writer.close()
-                        raise Interrupted(stop_line("soft_q.py", stop.received, global_step - 1, run_dir))
-                # [S1] act: uniformly at random before learning_starts, then from the soft policy.
-                if obs_rms is not None:
-                    obs_rms.update(np.asarray(raw_obs, np.float64)[None])
-                obs_t = torch.from_numpy(normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)).to(device)
-                if global_step <= args.learning_starts:
-                    action = env.action_space.sample() if discrete else rng.uniform(-1, 1, act_dim).astype(np.float32)
-                elif discrete:
-                    with torch.no_grad():
-                        logits = boltzmann_log_probs(q_net(obs_t), alpha)[0].cpu().numpy()  # log q(·|s)
-                    # a ∼ q(a|s) = softmax(Q(s, ·)/α), by Gumbel-max: argmax_a(log q(a|s) + g_a), g_a = −log(−log u_a)
-                    action = int(np.argmax(logits - np.log(-np.log(rng.random(act_dim)))))
-                else:
-                    with torch.no_grad():
-                        noise = torch.from_numpy(rng.standard_normal((1, 1, act_dim), dtype=np.float32)).to(device)
-                        action = sampler(obs_t, noise)[0, 0].cpu().numpy()  # a = f_φ(ξ; s), ξ ∼ N(0, I)
-                env_action = action if discrete else centre + half_range * action
-                next_raw, reward, terminated, truncated, _ = env.step(env_action)
-                i = (global_step - 1) % args.buffer_size
-                buf_obs[i], buf_act[i], buf_rew[i], buf_next[i], buf_term[i] = raw_obs, action, reward, next_raw, terminated
-                size = min(size + 1, args.buffer_size)
-                ep_return, ep_length, raw_obs = ep_return + float(reward), ep_length + 1, next_raw
-                if terminated or truncated:
-                    train_returns.append(ep_return)
-                    writer.add_scalar("charts/episodic_return", ep_return, global_step)
-                    writer.add_scalar("charts/episodic_length", ep_length, global_step)
-                    raw_obs, _ = env.reset()
-                    ep_return, ep_length = 0.0, 0
-                if global_step <= args.learning_starts or global_step % args.train_frequency:
-                    continue
-                if args.anneal_lr:
-                    # TRICK: linear step-size decay to 0, so that the network at the end of training is not one caught
-                    # mid-oscillation (off-policy Q-learning on CartPole forgets how to fail once D holds only successes).
-                    frac = 1.0 - (global_step - 1.0) / args.total_timesteps
-                    q_optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-                    if sampler is not None:
-                        sampler_optimizer.param_groups[0]["lr"] = frac * args.policy_learning_rate
-
-                # [S2] a minibatch from D and the soft value of its next states, by the target network.
-                idx = rng.integers(size, size=args.batch_size)
-                b_obs = torch.from_numpy(normalize_obs(buf_obs[idx], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
-                b_next = torch.from_numpy(normalize_obs(buf_next[idx], obs_rms, args.clip_obs)).to(device)
-                b_act, b_rew = torch.from_numpy(buf_act[idx]).to(device), torch.from_numpy(buf_rew[idx]).to(device)
-                b_term = torch.from_numpy(buf_term[idx]).to(device)
+                obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+            obs_t = torch.from_numpy(normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)).to(device)
+            if global_step <= args.learning_starts:
+                action = env.action_space.sample() if discrete else rng.uniform(-1, 1, act_dim).astype(np.float32)
+            elif discrete:
                 with torch.no_grad():
-                    if discrete:
-                        # V(s') = α·log Σ_a' exp(Q_θ̄(s', a')/α): exact, a sum over the actions
-                        next_v = soft_value(target_net(b_next), alpha)  # (B,)
-                    else:
-                        # V(s') ≈ α·log (1/M) Σ_j exp(Q_θ̄(s', a'_j)/α)·2^D, a'_j ∼ U[−1, 1]^D   [paper eq. 10]
-                        uniform = torch.rand(args.batch_size, args.value_particles, act_dim, device=device) * 2 - 1
-                        q_uniform = target_net(b_next.unsqueeze(1).expand(-1, args.value_particles, -1), uniform)  # (B, M)
-                        next_v = importance_sampled_soft_value(q_uniform, alpha, act_dim)
-                    targets = soft_q_targets(b_rew, next_v, b_term, args.gamma)  # (B,)
-
-                # [S3a] Q_θ ← one Adam step on J_Q(θ) = ½·E[(Q_θ(s, a) − y)²]   [paper eq. 11]
-                q_pred = q_net(b_obs).gather(-1, b_act[:, None]).squeeze(-1) if discrete else q_net(b_obs, b_act)  # (B,)
-                q_loss = 0.5 * (q_pred - targets).pow(2).mean()
-                q_optimizer.zero_grad()
-                q_loss.backward()
-                q_optimizer.step()
-                updates += 1
-
+                    logits = boltzmann_log_probs(q_net(obs_t), alpha)[0].cpu().numpy()  # log q(·|s)
+                # a ∼ q(a|s) = softmax(Q(s, ·)/α), by Gumbel-max: argmax_a(log q(a|s) + g_a), g_a = −log(−log u_a)
+                action = int(np.argmax(logits - np.log(-np.log(rng.random(act_dim)))))
+            else:
+                with torch.no_grad():
+                    noise = torch.from_numpy(rng.standard_normal((1, 1, act_dim), dtype=np.float32)).to(device)
+                    action = sampler(obs_t, noise)[0, 0].cpu().numpy()  # a = f_φ(ξ; s), ξ ∼ N(0, I)
+            env_action = action if discrete else centre + half_range * action
+            next_raw, reward, terminated, truncated, _ = env.step(env_action)
+            i = (global_step - 1) % args.buffer_size
+            buf_obs[i], buf_act[i], buf_rew[i], buf_next[i], buf_term[i] = raw_obs, action, reward, next_raw, terminated
+            size = min(size + 1, args.buffer_size)
+            ep_return, ep_length, raw_obs = ep_return + float(reward), ep_length + 1, next_raw
+            if terminated or truncated:
+                train_returns.append(ep_return)
+                writer.add_scalar("charts/episodic_return", ep_return, global_step)
+                writer.add_scalar("charts/episodic_length", ep_length, global_step)
+                raw_obs, _ = env.reset()
+                ep_return, ep_length = 0.0, 0
+            if global_step <= args.learning_starts or global_step % args.train_frequency:
+                continue
+            if args.anneal_lr:
+                # TRICK: linear step-size decay to 0, so that the network at the end of training is not one caught
+                # mid-oscillation (off-policy Q-learning on CartPole forgets how to fail once D holds only successes).
+                frac = 1.0 - (global_step - 1.0) / args.total_timesteps
+                q_optimizer.param_groups[0]["lr"] = frac * args.learning_rate
                 if sampler is not None:
-                    # [S3b] f_φ along the SVGD direction [paper eq. 13–14], through the sampler.
-                    noise = torch.randn(args.batch_size, args.svgd_particles, act_dim, device=device)
-                    particles = sampler(b_obs, noise)  # a = f_φ(ξ; s), (B, K, D)
-                    obs_k = b_obs.unsqueeze(1).expand(-1, args.svgd_particles // 2, -1)  # (B, K/2, obs_dim)
-                    # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate −Σ Δf·f_φ with Δf
-                    # held constant, Δf from the score of log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d²) (svgd_log_target)
-                    sampler_loss, direction = svgd_sampler_loss(
-                        particles, lambda a: svgd_log_target(q_net(obs_k, a), a, alpha))
-                    sampler_optimizer.zero_grad()
-                    sampler_loss.backward()
-                    sampler_optimizer.step()
+                    sampler_optimizer.param_groups[0]["lr"] = frac * args.policy_learning_rate
 
-                if updates % args.target_update_interval == 0:
-                    with torch.no_grad():  # θ̄ ← τθ + (1 − τ)θ̄ (τ = 1: a copy)
-                        for p_target, p in zip(target_net.parameters(), q_net.parameters()):
-                            p_target.lerp_(p, args.tau)
+            # [S2] a minibatch from D and the soft value of its next states, by the target network.
+            idx = rng.integers(size, size=args.batch_size)
+            b_obs = torch.from_numpy(normalize_obs(buf_obs[idx], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
+            b_next = torch.from_numpy(normalize_obs(buf_next[idx], obs_rms, args.clip_obs)).to(device)
+            b_act, b_rew = torch.from_numpy(buf_act[idx]).to(device), torch.from_numpy(buf_rew[idx]).to(device)
+            b_term = torch.from_numpy(buf_term[idx]).to(device)
+            with torch.no_grad():
+                if discrete:
+                    # V(s') = α·log Σ_a' exp(Q_θ̄(s', a')/α): exact, a sum over the actions
+                    next_v = soft_value(target_net(b_next), alpha)  # (B,)
+                else:
+                    # V(s') ≈ α·log (1/M) Σ_j exp(Q_θ̄(s', a'_j)/α)·2^D, a'_j ∼ U[−1, 1]^D   [paper eq. 10]
+                    uniform = torch.rand(args.batch_size, args.value_particles, act_dim, device=device) * 2 - 1
+                    q_uniform = target_net(b_next.unsqueeze(1).expand(-1, args.value_particles, -1), uniform)  # (B, M)
+                    next_v = importance_sampled_soft_value(q_uniform, alpha, act_dim)
+                targets = soft_q_targets(b_rew, next_v, b_term, args.gamma)  # (B,)
 
-                # [S4] log, every 1000 steps.
-                if global_step % 1000 == 0:
-                    writer.add_scalar("losses/q_loss", q_loss.item(), global_step)
-                    # |y − Q|: grows without bound when the backup diverges (α too small for the reward scale, or lr)
-                    td_error = float((targets - q_pred).detach().abs().mean())
-                    writer.add_scalar("losses/td_error", td_error, global_step)
-                    check_finite(run_dir, global_step, **{"the Q loss": q_loss, "the Q network": q_net})
-                    writer.add_scalar("losses/soft_value", float(next_v.mean()), global_step)
-                    if discrete:
-                        with torch.no_grad():
-                            log_pi = boltzmann_log_probs(q_net(b_obs), alpha)
-                        # entropy of q(·|s): log|A| is uniform; 0 is greedy (exploration has collapsed)
-                        writer.add_scalar("losses/entropy", float(-(log_pi.exp() * log_pi).sum(-1).mean()), global_step)
-                    else:
-                        writer.add_scalar("losses/svgd_direction_norm", float(direction.norm(dim=-1).mean()), global_step)
-                    sps = int(global_step / (time.time() - start_time))
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    recent = train_returns[-10:]
-                    print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                          f"{np.mean(recent) if recent else float('nan'):9.1f}  TD error "
-                          f"{td_error:7.3f}  SPS {sps:,}", flush=True)
+            # [S3a] Q_θ ← one Adam step on J_Q(θ) = ½·E[(Q_θ(s, a) − y)²]   [paper eq. 11]
+            q_pred = q_net(b_obs).gather(-1, b_act[:, None]).squeeze(-1) if discrete else q_net(b_obs, b_act)  # (B,)
+            q_loss = 0.5 * (q_pred - targets).pow(2).mean()
+            q_optimizer.zero_grad()
+            q_loss.backward()
+            q_optimizer.step()
+            updates += 1
+
+            if sampler is not None:
+                # [S3b] f_φ along the SVGD direction [paper eq. 13–14], through the sampler.
+                noise = torch.randn(args.batch_size, args.svgd_particles, act_dim, device=device)
+                particles = sampler(b_obs, noise)  # a = f_φ(ξ; s), (B, K, D)
+                obs_k = b_obs.unsqueeze(1).expand(-1, args.svgd_particles // 2, -1)  # (B, K/2, obs_dim)
+                # ∂J/∂φ ∝ E_ξ[Δf(ξ; s)·∂f_φ(ξ; s)/∂φ]  [paper eq. 14]: the gradient of the surrogate −Σ Δf·f_φ with Δf
+                # held constant, Δf from the score of log p(a|s) = Q(s, a)/α + Σ_d log(1 − a_d²) (svgd_log_target)
+                sampler_loss, direction = svgd_sampler_loss(
+                    particles, lambda a: svgd_log_target(q_net(obs_k, a), a, alpha))
+                sampler_optimizer.zero_grad()
+                sampler_loss.backward()
+                sampler_optimizer.step()
+
+            if updates % args.target_update_interval == 0:
+                with torch.no_grad():  # θ̄ ← τθ + (1 − τ)θ̄ (τ = 1: a copy)
+                    for p_target, p in zip(target_net.parameters(), q_net.parameters()):
+                        p_target.lerp_(p, args.tau)
+
+            # [S4] log, every 1000 steps.
+            if global_step % 1000 == 0:
+                writer.add_scalar("losses/q_loss", q_loss.item(), global_step)
+                # |y − Q|: grows without bound when the backup diverges (α too small for the reward scale, or lr)
+                td_error = float((targets - q_pred).detach().abs().mean())
+                writer.add_scalar("losses/td_error", td_error, global_step)
+                check_finite(run_dir, global_step, **{"the Q loss": q_loss, "the Q network": q_net})
+                writer.add_scalar("losses/soft_value", float(next_v.mean()), global_step)
+                if discrete:
+                    with torch.no_grad():
+                        log_pi = boltzmann_log_probs(q_net(b_obs), alpha)
+                    # entropy of q(·|s): log|A| is uniform; 0 is greedy (exploration has collapsed)
+                    writer.add_scalar("losses/entropy", float(-(log_pi.exp() * log_pi).sum(-1).mean()), global_step)
+                else:
+                    writer.add_scalar("losses/svgd_direction_norm", float(direction.norm(dim=-1).mean()), global_step)
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/SPS", sps, global_step)
+                recent = train_returns[-10:]
+                print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  TD error "
+                      f"{td_error:7.3f}  SPS {sps:,}", flush=True)
+
     env.close()
     train_time = time.time() - start_time
     nets = {"q_net": q_net.state_dict()} | ({} if sampler is None else {"sampler": sampler.state_dict()})
