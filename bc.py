@@ -17,7 +17,7 @@ GOTCHA: the notes print the MSE loss with a leading minus sign; a loss to minimi
 Why it can fail (notes 000): training states come from the expert, s_t ∼ D_π*, but the learner is run on its own,
 s_t ∼ D_π_θ. A mistake takes it to states the expert never visited, where its error is larger, and so on: with a
 per-step mistake probability ε, the expected number of mistakes over T steps grows like ε·(T + (T−1) + ... + 1) ∝ εT²
-instead of εT. dagger.py fixes the data, not the learner; `python benchmark/imitation.py` measures both.
+instead of εT. dagger.py fixes the data, not the learner; `python benchmark/bench_imitation.py` measures both.
 
 Pseudocode (the step tags appear in the training loop below):
     [S1] load the first --num-demos expert episodes; hold out --val-fraction of them (whole episodes) for validation

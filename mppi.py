@@ -269,7 +269,7 @@ def interpolation_matrices(horizon: int, knots: int) -> tuple:
     GOTCHA: with n < H the shift is approximate: T·P re-reads the spline one step later at the control points, and
     the line through those values bends at the old τ_j, not at τ_j − 1, so the shifted plan is close to, not exactly,
     the rest of the last one, and sample 0 (ε = 0) is that approximation. Planning all H actions with only the noise
-    on the points makes the warm start exact; on Hopper it changed little (benchmark/mppi_hopper_dev.py --exact 1).
+    on the points makes the warm start exact; on Hopper it changed little (benchmark/dev/mppi_hopper_dev.py --exact 1).
     """
     n = horizon if knots == 0 else min(knots, horizon)
     tau = np.linspace(0.0, horizon - 1, n)  # the steps the control points sit at; τ_0 = 0, so u_0 = P_0
@@ -430,11 +430,11 @@ def planning_reward_hopper(qpos: np.ndarray, qvel: np.ndarray, actions: np.ndarr
     not a payment (ẋ beyond 2.5 costs), the torso's height and angle are held near their standing values at every step,
     where the env only checks them against its limits (z > 0.7, |θ| < 0.2), and a fall costs more per step (30) than any
     upright state usually does (standing still costs 3·2.5² ≈ 19), so dying early rarely pays. The weights are from a
-    handful of one-episode development runs (benchmark/mppi_hopper_dev.py): with height weight 10 the torso sank below
+    handful of one-episode development runs (benchmark/dev/mppi_hopper_dev.py): with height weight 10 the torso sank below
     0.7 within 265–438 steps; with 50, two episodes of four lived the 1000 steps (1,829 with ẋ* = 2, 1,980 with 2.5). It
     is not reliable yet: the benchmark's episodes still fall (docs/mppi.md); a fall cost of 100 is too careful (~1 per step).
     Other costs, more samples, a cheaper integrator and a terminal value fitted to the planner's own episodes did not
-    make it steadier either (benchmark/mppi_hopper_dev.py's docstring).
+    make it steadier either (benchmark/dev/mppi_hopper_dev.py's docstring).
     """
     z, angle, speed = qpos[..., 1], qpos[..., 2], qvel[..., 0]
     w = HOPPER_WEIGHTS

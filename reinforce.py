@@ -17,7 +17,7 @@ where ψ is, from the crudest to the best (each is an argument below, so you can
     ψ_{i,t} = Q̂_{i,t} − V_φ(s_{i,t})       minus a learned value: the advantage estimate Â         --baseline value
 With γ = 1 and no normalisation all of them have the same expectation, ∇_θ J (a baseline that does not depend on
 a_t adds zero in expectation); they differ in variance, which is what makes the difference in practice
-(`python benchmark/reinforce_ablation.py` measures both). With γ < 1, "total" is the discounted return
+(`python benchmark/bench_reinforce_ablation.py` measures both). With γ < 1, "total" is the discounted return
 Σ_t γ^t r_t (its estimator is unbiased for the discounted objective) while reward-to-go is not exactly the gradient
 of either objective (GOTCHA in `reward_to_go`).
 

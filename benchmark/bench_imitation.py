@@ -1,7 +1,7 @@
 """Benchmark of bc.py and dagger.py against the shipped experts: docs/bc.md's imitation tables and the plot.
 
-    python benchmark/imitation.py                 # everything (about an hour on 2 cores, 2 runs at a time)
-    python benchmark/imitation.py --table-only    # print the tables and redraw the plot from the results file
+    python benchmark/bench_imitation.py                 # everything (about an hour on 2 cores, 2 runs at a time)
+    python benchmark/bench_imitation.py --table-only    # print the tables and redraw the plot from the results file
 
 Part 1, table: Hopper-v4, HalfCheetah-v4, Walker2d-v4; bc.py with the 25 shipped demos and dagger.py with its
 defaults; 3 seeds; each final policy evaluated on 50 episodes (seeds 10000..10049). The expert is evaluated on the
@@ -185,7 +185,7 @@ def main() -> None:
             todo = [j for j in todo if os.path.exists(os.path.join(RUNS, f"{j[0]}.json"))]
         with ThreadPoolExecutor(args.jobs) as pool:
             summaries = list(pool.map(run, todo))
-        results = {"command": "python benchmark/imitation.py",
+        results = {"command": "python benchmark/bench_imitation.py",
                    "experts": {env: expert_returns(env) for env in ENVS},
                    "runs": {tag: s for (tag, _, _), s in zip(todo, summaries)}}
         tmp = RESULTS + ".tmp"

@@ -1,7 +1,7 @@
 """Development runs of mppi.py's Hopper planner: one episode, one variant of the shaped cost, printed every 50 steps.
 
 docs/mppi.md's "development episodes" (the planner's noise from numpy seed 0, one rollout thread), each
-`python benchmark/mppi_hopper_dev.py` with:
+`python benchmark/dev/mppi_hopper_dev.py` with:
     --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,980, 1000 steps
     --v 2.0 --wv 3 --wh 50 --dead 30 --steps 1000                 # 1,829, 1000 steps
     --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000 --seed 10001    # 562, falls at 270
@@ -78,7 +78,7 @@ Session 15 (all --v 2.5 --wv 3 --wh 50 --dead 30 --steps 1000 unless said; "retu
   Euler's model error costs more than it saves: with the same K it did worse from 5 of the 6 resets.
   A terminal value from the planner's own episodes (POLO's idea, one round, Monte-Carlo targets): 20 episodes of
   --integ euler --K 64 --record F from resets 20000–20019 (7,331 states; returns 261–1,822, one lived 1000 steps),
-  V fitted by `python benchmark/hopper_value_fit.py --steps 1000 --out V.npz F...` (γ = 0.98, held-out error 0.34 of
+  V fitted by `python benchmark/dev/hopper_value_fit.py --steps 1000 --out V.npz F...` (γ = 0.98, held-out error 0.34 of
   the targets' variance), then --integ euler --K 64 --value V.npz (R += V(s_H), or −dead/(1−γ) for a sample that fell):
     10000: 799, 296; 10001: 381, 157; 10002: 924, 605; 10003: 480, 177; 10004: 674, 485; 10005: 1,342, 1000
   Mean 767 against 820 without it (the Euler K = 64 line). With the RK4 model (--K 64 --value V.npz, no --integ):
@@ -95,7 +95,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repository root
 import gymnasium as gym
 import mujoco
 import mujoco.rollout
@@ -121,7 +121,7 @@ p.add_argument("--rescue", type=int, default=0); p.add_argument("--rsigma", type
 p.add_argument("--every", type=int, default=50); p.add_argument("--fresh", type=int, default=0)
 p.add_argument("--tail", type=int, default=0)
 p.add_argument("--record", default="")  # session 15: save each step's observation and shaped reward (npz)
-p.add_argument("--value", default="")  # session 15: a terminal value V(s_H) fitted by benchmark/hopper_value_fit.py
+p.add_argument("--value", default="")  # session 15: a terminal value V(s_H) fitted by benchmark/dev/hopper_value_fit.py
 # session 15: the integrator of the planner's copy of the model
 p.add_argument("--integ", default="rk4", choices=["rk4", "euler", "implicitfast"])
 p.add_argument("--integ-check", action="store_true")  # session 15: compare it with RK4 and exit

@@ -1,7 +1,7 @@
-"""docs/ppo.md's preset table: ppo.py at 1M steps with each env's preset (benchmark/ppo_presets.sh), beside CleanRL's
+"""docs/ppo.md's preset table: ppo.py at 1M steps with each env's preset (benchmark/bench_ppo_presets.sh), beside CleanRL's
 and rl-baselines3-zoo's published PPO results at 1M steps.
 
-    python benchmark/ppo_presets_table.py          # reads benchmark/results/ppo_preset_<env>_1m.json
+    python benchmark/bench_ppo_presets_table.py          # reads benchmark/results/ppo_preset_<env>_1m.json
 
 A row whose results file does not exist yet is printed as still running.
 """

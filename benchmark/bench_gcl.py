@@ -1,13 +1,13 @@
 """GCL on Hopper-v4 from the shipped expert's 25 demonstrations: fraction of the expert's return at 500k and 1M
 environment steps, 3 seeds, beside gail.py's row on the same expert, as one command.
 
-    python benchmark/gcl.py               # run the seeds not yet in benchmark/results (resumes seed by seed)
-    python benchmark/gcl.py --table-only  # reprint docs/gcl.md's table from the results files
+    python benchmark/bench_gcl.py               # run the seeds not yet in benchmark/results (resumes seed by seed)
+    python benchmark/bench_gcl.py --table-only  # reprint docs/gcl.md's table from the results files
 
 One benchmark/run.py call: gcl.py with its defaults, 1M steps, an evaluation at 500k (--eval-at-steps) and a final one
 at 1M, 20 episodes each. Results go to benchmark/results/gcl_hopper_25demos_1m.json. The fraction is the deterministic
 policy's true return over the mean return of the expert's 25 shipped episodes (experts/README.md). gail.py's column
-is read from its own benchmark (benchmark/gail.py, results/gail_hopper_25demos_2m.json, the evaluation at 1M).
+is read from its own benchmark (benchmark/bench_gail.py, results/gail_hopper_25demos_2m.json, the evaluation at 1M).
 """
 import argparse
 import json
@@ -24,7 +24,7 @@ GAIL = os.path.join(ROOT, "benchmark", "results", "gail_hopper_25demos_2m.json")
 
 def fraction_at(run: dict, steps: int):
     """The expert fraction of one seed's summary at `steps` (the end of the iteration that passes it, as in
-    benchmark/gail.py): the final evaluation or the one in eval_history."""
+    benchmark/bench_gail.py): the final evaluation or the one in eval_history."""
     if abs(run["env_steps"] - steps) < ITERATION:
         return run["expert_fraction"]
     return next((h["expert_fraction"] for h in run.get("eval_history", []) if abs(h["env_steps"] - steps) < ITERATION),

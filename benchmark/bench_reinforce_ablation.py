@@ -1,11 +1,11 @@
 """The lecture's variance-reduction ablation of REINFORCE on CartPole-v1, as one command.
 
-    python benchmark/reinforce_ablation.py              # ~10 min on 2 cores (2 runs at a time)
-    python benchmark/reinforce_ablation.py --table-only # reprint docs/reinforce.md's table from the results files
+    python benchmark/bench_reinforce_ablation.py              # ~10 min on 2 cores (2 runs at a time)
+    python benchmark/bench_reinforce_ablation.py --table-only # reprint docs/reinforce.md's table from the results files
 
 For each variant, 5 seeds of reinforce.py with everything at its default except the switches named, until the
 last 10 training episodes average ≥ 475 or 300k steps (benchmark/run.py, results in
-benchmark/results/reinforce_cartpole_<variant>.json); then benchmark/reinforce_variance.py measures each
+benchmark/results/reinforce_cartpole_<variant>.json); then benchmark/bench_reinforce_variance.py measures each
 estimator's gradient variance on the same policies and trajectories (benchmark/results/reinforce_variance.json).
 The table joins the two.
 """
@@ -37,7 +37,7 @@ def main() -> None:
             subprocess.run([sys.executable, "benchmark/run.py", "--name", f"reinforce_cartpole_{name}",
                             "--script", "reinforce.py", "--env", "CartPole-v1", "--seeds", "1", "2", "3", "4", "5",
                             "--jobs", str(opts.jobs), "--", *BUDGET, *switches], cwd=ROOT, check=True)
-        subprocess.run([sys.executable, "benchmark/reinforce_variance.py"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "benchmark/bench_reinforce_variance.py"], cwd=ROOT, check=True)
 
     variance = json.load(open(os.path.join(ROOT, "benchmark", "results", "reinforce_variance.json")))
     stages = variance["stages"]

@@ -1,6 +1,6 @@
 """Measure the variance of reinforce.py's gradient estimators on the same policy and the same trajectories.
 
-    python benchmark/reinforce_variance.py                    # CartPole-v1, ~2 min on one core
+    python benchmark/bench_reinforce_variance.py                    # CartPole-v1, ~2 min on one core
 
 For each stage (a policy trained by reinforce.py's defaults for `--stages` steps; the first stage is one batch,
 so it is close to the initial policy), the script freezes π_θ (and its observation normalisation and V_φ), samples
@@ -70,7 +70,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(opts.seed)
     result = {"env": opts.env, "batches": opts.batches, "seed": opts.seed,
-              "command": "python benchmark/reinforce_variance.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "command": "python benchmark/bench_reinforce_variance.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "stages": []}
 
     for stage in opts.stages:

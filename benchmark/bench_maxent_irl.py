@@ -1,8 +1,8 @@
 """Benchmark of maxent_irl.py: docs/maxent_irl.md's tables.
 
-    python benchmark/maxent_irl.py                # everything (a few minutes on one CPU core)
-    python benchmark/maxent_irl.py --table-only   # reprint the tables from benchmark/results/maxent_irl.json
-    python benchmark/maxent_irl.py --part timing  # rerun part 2 only (on an idle machine), keep part 1
+    python benchmark/bench_maxent_irl.py                # everything (a few minutes on one CPU core)
+    python benchmark/bench_maxent_irl.py --table-only   # reprint the tables from benchmark/results/maxent_irl.json
+    python benchmark/bench_maxent_irl.py --part timing  # rerun part 2 only (on an idle machine), keep part 1
 
 Part 1, demonstrations: EVD and reward correlation against the number m of expert demonstrations, on the built-in
 10×10 gridworld (deterministic) and FrozenLake-v1 (slippery), seeds 1-3, 200 iterations, defaults otherwise
@@ -122,7 +122,7 @@ def main():
         results["demos"] = demos_part()
     if cli.part in ("all", "timing"):
         results["timing"] = [row for d in devices for row in timing_part(d)]
-    results.update({"command": "python benchmark/maxent_irl.py", "torch": torch.__version__})
+    results.update({"command": "python benchmark/bench_maxent_irl.py", "torch": torch.__version__})
     tmp = RESULTS + ".tmp"
     with open(tmp, "w") as f:
         json.dump(results, f, indent=1)

@@ -1,7 +1,7 @@
 """Offline AWR (MARWIL) on CartPole-v1: one expert demo drowned in random-policy episodes, AWR vs RWR vs BC.
 
-    python benchmark/awr_offline.py               # ~15 min on one core; configurations already run are skipped
-    python benchmark/awr_offline.py --table-only  # reprint docs/awr.md's table from the results files
+    python benchmark/bench_awr_offline.py               # ~15 min on one core; configurations already run are skipped
+    python benchmark/bench_awr_offline.py --table-only  # reprint docs/awr.md's table from the results files
 
 The dataset is the first shipped expert demo (500 steps, return 500) plus R episodes of a uniformly random policy
 (~22 steps each, return ~22), R = 100 or 1,000; awr.py --offline with its defaults (20 iterations, no environment

@@ -1,8 +1,8 @@
 """AWR against its ablation RWR on MuJoCo at 1M environment steps, 3 seeds, as one command.
 
-    python benchmark/awr.py                       # every env and weighting not yet in benchmark/results
-    python benchmark/awr.py --envs Hopper-v4      # one env (both weightings)
-    python benchmark/awr.py --table-only          # reprint docs/awr.md's table from the results files
+    python benchmark/bench_awr.py                       # every env and weighting not yet in benchmark/results
+    python benchmark/bench_awr.py --envs Hopper-v4      # one env (both weightings)
+    python benchmark/bench_awr.py --table-only          # reprint docs/awr.md's table from the results files
 
 Each (env, weighting) is one benchmark/run.py call: awr.py with its defaults (the paper's settings) except the
 policy step size, which is the released code's per-env value (xbpeng/awr, awr_configs.py), and --weighting. Results

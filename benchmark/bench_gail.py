@@ -1,9 +1,9 @@
 """GAIL on MuJoCo from the shipped experts' 4 and 25 demonstrations: fraction of the expert's return at 1M and 2M
 environment steps, 3 seeds, as one command.
 
-    python benchmark/gail.py                              # every (env, demos) not yet in benchmark/results
-    python benchmark/gail.py --envs Hopper-v4 --demos 25  # some rows only
-    python benchmark/gail.py --table-only                 # reprint docs/gail.md's table from the results files
+    python benchmark/bench_gail.py                              # every (env, demos) not yet in benchmark/results
+    python benchmark/bench_gail.py --envs Hopper-v4 --demos 25  # some rows only
+    python benchmark/bench_gail.py --table-only                 # reprint docs/gail.md's table from the results files
 
 Each (env, demos) is one benchmark/run.py call: gail.py with its defaults, 2M steps, an evaluation at 1M
 (--eval-at-steps) and a final one at 2M, 20 episodes each. Results go to benchmark/results/gail_<env>_<m>demos_2m.json;

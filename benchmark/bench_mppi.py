@@ -1,9 +1,9 @@
 """MPPI with the true simulator and with a learned model: return and planning time per control step, 3 seeds, as one
 command.
 
-    python benchmark/mppi.py                    # every row not yet in benchmark/results
-    python benchmark/mppi.py --rows pendulum    # some rows only (pendulum, learned, inverted_pendulum, hopper)
-    python benchmark/mppi.py --table-only       # reprint docs/mppi.md's table from the results files
+    python benchmark/bench_mppi.py                    # every row not yet in benchmark/results
+    python benchmark/bench_mppi.py --rows pendulum    # some rows only (pendulum, learned, inverted_pendulum, hopper)
+    python benchmark/bench_mppi.py --table-only       # reprint docs/mppi.md's table from the results files
 
 Each row is one benchmark/run.py call of mppi.py with its per-env defaults (mppi.py's PRESETS) and one rollout
 thread, so that the planning time is per CPU core. Results go to benchmark/results/mppi_<row>.json; a row whose

@@ -1,8 +1,8 @@
 """soft_q.py on its three kinds of task, 3 seeds, beside ppo.py at the same budget, as one command.
 
-    python benchmark/soft_q.py                        # every row not yet in benchmark/results
-    python benchmark/soft_q.py --envs CartPole-v1     # some envs only
-    python benchmark/soft_q.py --table-only           # reprint docs/soft_q.md's table from the results files
+    python benchmark/bench_soft_q.py                        # every row not yet in benchmark/results
+    python benchmark/bench_soft_q.py --envs CartPole-v1     # some envs only
+    python benchmark/bench_soft_q.py --table-only           # reprint docs/soft_q.md's table from the results files
 
 Each (script, env) is one benchmark/run.py call (results in benchmark/results/<script>_<env>_<steps>.json); a row whose
 results file exists is skipped, so an interrupted benchmark resumes. soft_q.py runs with its defaults; ppo.py with the

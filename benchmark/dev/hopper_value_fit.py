@@ -7,7 +7,7 @@ rest bootstrapped with the mean of its last 50 rewards as if it went on forever.
 The state s_t is the one after step t and its target starts with that step's reward, which the planner's H-step sum
 already holds for s_H: the value counts the last step twice (one step of ~50 in its effective horizon).
 
-    python benchmark/hopper_value_fit.py --out /tmp/value.npz /tmp/rec/*.npz
+    python benchmark/dev/hopper_value_fit.py --out /tmp/value.npz /tmp/rec/*.npz
 """
 import argparse
 import os
