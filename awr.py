@@ -298,7 +298,7 @@ def td_lambda_returns(rewards: np.ndarray, next_values: np.ndarray, terminations
     r, v = rewards.astype(np.float64).tolist(), next_values.astype(np.float64).tolist()
     term, end = terminations.astype(bool).tolist(), ends.astype(bool).tolist()
     following = 0.0  # R_{t+1}
-    for t in reversed(range(len(r))):  # (a Python loop over floats: ~25 ms for a 50k-sample buffer)
+    for t in reversed(range(len(r))):  # (a Python loop over floats: fast enough for a 50k-sample buffer)
         v_next = 0.0 if term[t] else v[t]
         if end[t]:
             following = r[t] + gamma * v_next
@@ -533,13 +533,15 @@ def main(args: Args) -> dict:
             iteration += 1
             if not args.offline:
                 # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
-                # TRICK: the actor runs in numpy on a copy of its weights (~5x faster per step than a torch module
-                # call at batch size 1); π is fixed until [S3].
+                # TRICK: the actor runs in numpy on a copy of its weights (several times faster per step than a torch
+                # module call at batch size 1, as in ppo.py); π is fixed until [S3].
                 actor_np = numpy_weights(agent.actor)
                 new = {k: [] for k in buf}
                 for _ in range(args.samples_per_iter):
                     if obs_rms is not None and global_step < args.obs_norm_samples:
                         obs_rms.update(np.asarray(raw_obs, np.float64)[None])
+                    # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
+                    # numbers as the torch network), then a draw from the distribution it parametrises:
                     out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
                     if discrete:
                         action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
@@ -888,7 +890,7 @@ class RunningMeanStd:
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape), a batch of new samples."""
         n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        # (by hand: np.mean/np.var carry more Python overhead, and this is called at every env step)
         batch_mean = x.sum(axis=0) / n
         batch_var = np.square(x - batch_mean).sum(axis=0) / n
         total = self.count + n

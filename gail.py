@@ -270,8 +270,9 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
 
     TRICK (speed): the networks' 13 tensors become views of one vector, so Adam and the gradient clipping run
-    one fused kernel on one tensor instead of a Python loop over 13 small ones (−10–15% of the update time
-    here; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its view.
+    one fused kernel on one tensor instead of a Python loop over 13 small ones (the saving is measured in
+    docs/ppo.md, "Speed"; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its
+    view.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
@@ -672,6 +673,8 @@ def main(args: Args) -> dict:
             for t in range(T):
                 global_step += N
                 obs_buf[t], raw_obs_buf[t] = obs, raw_obs
+                # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
+                # numbers as the torch network), then a draw from the distribution it parametrises:
                 out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
                 if discrete:
                     action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
@@ -1082,7 +1085,7 @@ class RunningMeanStd:
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape), a batch of new samples."""
         n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        # (by hand: np.mean/np.var carry more Python overhead, and this is called at every env step)
         batch_mean = x.sum(axis=0) / n
         batch_var = np.square(x - batch_mean).sum(axis=0) / n
         total = self.count + n

@@ -331,8 +331,9 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     """Move every trainable parameter (and its .grad) into one flat buffer; return that buffer.
 
     TRICK (speed): the networks' 13 tensors become views of one vector, so Adam and the gradient clipping run
-    one fused kernel on one tensor instead of a Python loop over 13 small ones (−10–15% of the update time
-    here; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its view.
+    one fused kernel on one tensor instead of a Python loop over 13 small ones (the saving is measured in
+    docs/ppo.md, "Speed"; the result is bit-for-bit the same). Autograd still writes each layer's gradient into its
+    view.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
@@ -629,9 +630,10 @@ def main(args: Args) -> dict:
             if args.anneal_lr:
                 # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
                 optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-            # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a 64-unit MLP at batch N
-            # costs ~8 µs in numpy and ~40 µs through torch's module machinery, and the copy never leaves the
-            # CPU, so a GPU run does not pay a host<->device transfer per env step. θ is fixed until [S3].
+            # TRICK: during the rollout the actor runs in numpy on a copy of its weights: a small MLP at batch N
+            # costs several times less in numpy than through torch's module machinery (docs/ppo.md, "Speed"), and
+            # the copy never leaves the CPU, so a GPU run pays no host<->device transfer per env step. θ is fixed
+            # until [S3].
             actor_np = numpy_weights(agent.actor)
             std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
@@ -639,6 +641,8 @@ def main(args: Args) -> dict:
             for t in range(T):
                 global_step += N
                 obs_buf[t] = obs
+                # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
+                # numbers as the torch network), then a draw from the distribution it parametrises:
                 out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ_θ(s_t), (N, A)
                 if discrete:
                     action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
@@ -1030,7 +1034,7 @@ class RunningMeanStd:
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape), a batch of new samples."""
         n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        # (by hand: np.mean/np.var carry more Python overhead, and this is called at every env step)
         batch_mean = x.sum(axis=0) / n
         batch_var = np.square(x - batch_mean).sum(axis=0) / n
         total = self.count + n

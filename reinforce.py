@@ -420,8 +420,8 @@ def main(args: Args) -> dict:
 
     with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this batch, write checkpoint.pt, stop
         while global_step < args.total_timesteps:
-            # TRICK: during the rollout the actor runs in numpy on a copy of its weights (~5x faster per step than
-            # a torch module call at batch size 1); θ is fixed until [S3].
+            # TRICK: during the rollout the actor runs in numpy on a copy of its weights (several times faster per
+            # step than a torch module call at batch size 1, as in ppo.py); θ is fixed until [S3].
             actor_np = numpy_weights(agent.actor)
             std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
@@ -445,6 +445,8 @@ def main(args: Args) -> dict:
                     obs_rms.update(np.asarray(raw_obs)[None])
                 obs = normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs)  # (1, obs_dim)
                 while not done:
+                    # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
+                    # numbers as the torch network), then a draw from the distribution it parametrises:
                     out = numpy_mlp(actor_np, obs)  # logits or f_θ(s_t), (1, A)
                     if discrete:
                         action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
@@ -790,7 +792,7 @@ class RunningMeanStd:
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape), a batch of new samples."""
         n = x.shape[0]
-        # (np.mean/np.var cost ~10 µs each in Python overhead; this is called every env step)
+        # (by hand: np.mean/np.var carry more Python overhead, and this is called at every env step)
         batch_mean = x.sum(axis=0) / n
         batch_var = np.square(x - batch_mean).sum(axis=0) / n
         total = self.count + n
