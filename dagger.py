@@ -571,7 +571,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
 
 
-    # The expert's return on its demonstrations (the demos.npz beside policy.pt2): the yardstick of "fraction of expert".
+    # The expert's return on its demonstrations (the demos.npz beside policy.pt2): the yardstick of "fraction of
+    # expert".
     expert_return = None
     demos_path = os.path.join(os.path.dirname(args.expert or default_expert_path(args.env, "policy.pt2")), "demos.npz")
     if os.path.isfile(demos_path):

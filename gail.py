@@ -515,7 +515,8 @@ def ppo_losses(agent: Agent, obs, actions, logp_old, adv, v_old, returns, clip_c
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()  # ρ_t(θ) = exp(log π_θ − log π_θk)
     with torch.no_grad():
-        # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too large.
+        # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too
+        # large.
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
     if norm_adv:
@@ -729,7 +730,8 @@ def main(args: Args) -> dict:
                     entropy_d = bernoulli_entropy(torch.cat([logits_e, logits_p])).mean()
                     loss = d_loss - args.disc_ent_coef * entropy_d
                     if args.grad_penalty > 0:
-                        # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the sets.
+                        # TRICK (Gulrajani et al. 2017; Kostrikov et al. 2019 for GAIL): keep f_ψ smooth between the
+                        # sets.
                         gp = gradient_penalty(disc, xe, xp, torch.rand(len(xp), 1, device=device))
                         loss = loss + args.grad_penalty * gp
                     disc_optimizer.zero_grad()
@@ -821,7 +823,8 @@ def main(args: Args) -> dict:
                     "script": "gail.py", "iteration": iteration, "global_step": global_step,
                     "train_time": time.time() - start_time, "agent": agent.state_dict(),
                     "disc": disc.state_dict(), "optimizer": optimizer.state_dict(),
-                    "disc_optimizer": disc_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "disc_optimizer": disc_optimizer.state_dict(),
+                    "obs_rms": None if obs_rms is None else vars(obs_rms),
                     "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
                     "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
                     "train_returns": train_returns, "extra": extra,

@@ -566,7 +566,8 @@ def ppo_losses(agent: Agent, obs, actions, logp_old, adv, v_old, returns, clip_c
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()  # ρ_t(θ) = exp(log π_θ − log π_θk)
     with torch.no_grad():
-        # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too large.
+        # Diagnostic: KL ≈ E[(r − 1) − log r] (J. Schulman, "Approximating KL divergence", 2020); > 0.05: steps too
+        # large.
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clipfrac = ((ratio - 1.0).abs() > clip_coef).float().mean()
     if norm_adv:
@@ -942,7 +943,8 @@ def main(args: Args) -> dict:
 
             # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
             check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
-                                                  "the policy parameters": flat_params, "the reward network": reward_net,
+                                                  "the policy parameters": flat_params,
+                                                  "the reward network": reward_net,
                                                   "the learned rewards": learned},
                          **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
             if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
@@ -950,7 +952,8 @@ def main(args: Args) -> dict:
                     "script": "gcl.py", "iteration": iteration, "global_step": global_step,
                     "train_time": time.time() - start_time, "agent": agent.state_dict(),
                     "reward_net": reward_net.state_dict(), "optimizer": optimizer.state_dict(),
-                    "reward_optimizer": reward_optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
+                    "reward_optimizer": reward_optimizer.state_dict(),
+                    "obs_rms": None if obs_rms is None else vars(obs_rms),
                     "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
                     "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
                     "train_returns": train_returns, "extra": extra, "background": list(background),

@@ -124,7 +124,8 @@ class Args:
     checkpoint: Optional[str] = None
     """skip data collection: load this model.pt written by mppi.py and evaluate the planner it holds"""
     checkpoint_every: int = 200
-    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps (--model learned; the true model has nothing to train); 0: only on Ctrl-C/SIGTERM"""
+    """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps of --model learned (the true
+    model has nothing to train); 0: only on Ctrl-C/SIGTERM"""
     resume: Optional[str] = None
     """continue the run in this run directory from its checkpoint.pt, with its own arguments"""
 
@@ -599,7 +600,8 @@ def main(args: Args) -> dict:
                 for key, saved in resumed["data"].items():
                     data[key][:global_step] = saved
                 rng, obs, plan = resumed["planner_rng"], resumed["obs"], resumed["plan"]
-                ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
+                ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+                train_returns = resumed["train_returns"]
                 env.close()
                 env, start_step = set_env_state(resumed["env"]), global_step + 1
                 start_time = time.time() - resumed["train_time"]

@@ -163,7 +163,8 @@ class Args:
     hidden_size: int = 64
     """units in each of the two hidden layers of actor and critic"""
     activation: Literal["tanh", "relu"] = "tanh"
-    """the hidden layers' nonlinearity (tanh: baselines' ppo2 and CleanRL; relu: rl-baselines3-zoo's tuned MuJoCo runs)"""
+    """the hidden layers' nonlinearity (tanh: baselines' ppo2 and CleanRL; relu: rl-baselines3-zoo's tuned MuJoCo
+    runs)"""
     ortho_init: bool = True
     """orthogonal initialisation (gain √2 hidden, 0.01 policy head, 1 value head); off: PyTorch's default init"""
     init_log_std: float = 0.0
@@ -224,7 +225,8 @@ PRESETS = {
     "Swimmer": dict(
         source=f"{ZOO} Swimmer-v3 (Stable-Baselines3's PPO defaults with γ = 0.9999)",
         args=dict(total_timesteps=1_000_000, gamma=0.9999, anneal_lr=False, clip_vloss=False, vf_coef=1.0)),
-    "Hopper": dict(source=f"{MUJOCO_DEFAULTS}: 3,205 ± 531 at 1M over 3 seeds (docs/ppo.md), above the zoo's tuned 2,410",
+    "Hopper": dict(source=f"{MUJOCO_DEFAULTS}: 3,205 ± 531 at 1M over 3 seeds (docs/ppo.md), above the zoo's "
+                          f"tuned 2,410",
                    args=dict(total_timesteps=1_000_000)),
     "Walker2d": dict(
         source=f"{ZOO} Walker2d-v3",

@@ -485,7 +485,8 @@ def main(args: Args) -> dict:
             # [S2] the weights ψ − b of the score functions.
             bootstrap = None
             if args.bootstrap_truncated:
-                # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true reward-to-go
+                # GOTCHA (time limits): an episode cut by a time limit (`truncated`) has not ended; its true
+                # reward-to-go
                 # continues past the cut. By default we still sum the rewards up to the cut: then the estimator is the
                 # notes' one, unbiased for the task as it is run (J = E[return of an episode of at most T steps], the
                 # number the evaluation reports), but a state-only V_φ cannot tell how close the cut is. With this flag

@@ -501,7 +501,8 @@ def main(args: Args) -> dict:
             vars(obs_rms).update(resumed["obs_rms"])
         env.close()
         env, rng, raw_obs = set_env_state(resumed["env"]), resumed["generator"], resumed["raw_obs"]
-        ep_return, ep_length, train_returns = resumed["ep_return"], resumed["ep_length"], resumed["train_returns"]
+        ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+        train_returns = resumed["train_returns"]
         size, updates, global_step = resumed["size"], resumed["updates"], resumed["global_step"]
         for buffer, saved in zip((buf_obs, buf_act, buf_rew, buf_next, buf_term), resumed["buffer"]):
             buffer[:size] = saved
