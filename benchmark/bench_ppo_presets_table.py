@@ -17,7 +17,8 @@ ENVS = ["Hopper-v4", "Walker2d-v4", "HalfCheetah-v4", "Ant-v4", "Swimmer-v4", "R
 
 
 def fmt(d: dict) -> str:
-    return f"{d['mean']:,.0f} ± {d['std']:,.0f}"
+    digits = 1 if abs(d["mean"]) < 100 else 0  # (Reacher's returns are a few units)
+    return f"{d['mean']:,.{digits}f} ± {d['std']:,.{digits}f}"
 
 
 def main() -> None:
@@ -33,7 +34,8 @@ def main() -> None:
             continue
         with open(path) as f:
             r = json.load(f)
-        seeds = ", ".join(f"{run['eval_return_mean']:,.0f}" for run in r["runs"])
+        digits = 1 if abs(r["eval_return"]["mean"]) < 100 else 0
+        seeds = ", ".join(f"{run['eval_return_mean']:,.{digits}f}" for run in r["runs"])
         print(f"| {env} | {env[:-3]} | **{fmt(r['eval_return'])}** | {seeds} | {fmt(r['train_return_last100'])} {ref}")
 
 
