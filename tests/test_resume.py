@@ -76,6 +76,7 @@ def test_an_interrupted_and_resumed_run_ends_with_the_same_model_bit_for_bit(tmp
     whole = script.main(tyro.cli(script.Args, args=[*cli, "--runs-dir", str(tmp_path / "whole")]))
 
     real, calls = getattr(script, hook), []
+    handler_before = signal.getsignal(signal.SIGINT)  # (SIG_IGN where the suite runs in the background, e.g. nohup)
 
     def signalling(*a, **k):
         calls.append(1)
@@ -89,7 +90,7 @@ def test_an_interrupted_and_resumed_run_ends_with_the_same_model_bit_for_bit(tmp
     monkeypatch.setattr(script, hook, real)
     run_dir = only_run_dir(tmp_path / "split")
     assert sorted(f for f in os.listdir(run_dir) if not f.startswith("events")) == ["args.json", "checkpoint.pt"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is gone after the loop
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the script's handler is gone after the loop
 
     resumed = script.main(script.Args(resume=run_dir))
     assert not os.path.exists(os.path.join(run_dir, "checkpoint.pt"))  # stale once model.pt is written
@@ -191,13 +192,14 @@ def test_sigterm_then_resume_on_the_command_line_finishes_the_run(tmp_path):
 
 def test_a_second_signal_interrupts_at_once():
     import ppo
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     with ppo.StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.received == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)  # (the handler runs between bytecodes; it raises long before this ends)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before  # put back as it was
 
 
 # A learning rate of 1e6 drives every learner's losses and weights to NaN or inf within a few updates.
