@@ -3,7 +3,7 @@ and rl-baselines3-zoo's published PPO results at 1M steps.
 
     python benchmark/bench_ppo_presets_table.py          # reads benchmark/results/ppo_preset_<env>_1m.json
 
-A row whose results file does not exist yet is printed as still running.
+A row whose results file does not exist yet is printed as not run yet.
 """
 import json
 import os
@@ -30,7 +30,7 @@ def main() -> None:
         path = os.path.join(ROOT, "benchmark", "results", f"{name}.json")
         ref = f"| {CLEANRL.get(env, '—')} | {ZOO.get(env, '—')} |"
         if not os.path.exists(path):
-            print(f"| {env} | {env[:-3]} | (running) | | {ref}")
+            print(f"| {env} | {env[:-3]} | (not run yet) | | {ref}")
             continue
         with open(path) as f:
             r = json.load(f)
