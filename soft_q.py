@@ -513,7 +513,8 @@ def main(args: Args) -> dict:
             # Safe point, before step `global_step`: stop on Ctrl-C/SIGTERM, or a periodic checkpoint.
             if global_step > start_step and (stop.received or checkpoint_due(global_step - 2, global_step - 1,
                                                                               args.checkpoint_every)):
-                check_finite(run_dir, global_step - 1, **{"the Q network": q_net, "the sampler": sampler or q_net},
+                check_finite(run_dir, global_step - 1, **{"the Q network": q_net},
+                             **({} if sampler is None else {"the sampler": sampler}),
                              **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
                 save_training_state(run_dir, {
                     "script": "soft_q.py", "global_step": global_step - 1, "train_time": time.time() - start_time,
