@@ -194,11 +194,11 @@ PRESETS = {
     "CartPole": dict(source="CleanRL ppo.py's classic-control settings (experts/README.md's CartPole-v1 recipe)",
                      args=dict(total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4, update_epochs=4,
                                ent_coef=0.01, learning_rate=2.5e-4)),
-    "Acrobot": dict(source="CleanRL ppo.py's classic-control settings (benchmark/results/ppo_acrobot_100k.json)",
+    "Acrobot": dict(source="CleanRL ppo.py's classic-control settings (benchmark/results/ppo/ppo_acrobot_100k.json)",
                     args=dict(total_timesteps=100_000, num_envs=4, num_steps=128, num_minibatches=4, update_epochs=4,
                               ent_coef=0.01, learning_rate=2.5e-4)),
     "Pendulum": dict(source="our runs: experts/README.md's Pendulum-v1 recipe at 100k steps, evaluation −151 ± 7 over "
-                            "seeds 1–3 (benchmark/results/ppo_preset_pendulum_100k.json; rl-baselines3-zoo's γ 0.9, lr 1e-3)",
+                            "seeds 1–3 (benchmark/results/ppo/ppo_preset_pendulum_100k.json; rl-baselines3-zoo's γ 0.9, lr 1e-3)",
                      args=dict(total_timesteps=100_000, num_envs=4, num_steps=512, num_minibatches=16, gamma=0.9,
                                learning_rate=1e-3)),
     "MountainCarContinuous": dict(

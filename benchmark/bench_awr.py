@@ -6,7 +6,7 @@
 
 Each (env, weighting) is one benchmark/run.py call: awr.py with its defaults (the paper's settings) except the
 policy step size, which is the released code's per-env value (xbpeng/awr, awr_configs.py), and --weighting. Results
-go to benchmark/results/awr_<env>_<weighting>_1m.json; a pair whose results file exists is skipped, and a finished
+go to benchmark/results/awr/awr_<env>_<weighting>_1m.json; a pair whose results file exists is skipped, and a finished
 seed of an unfinished pair is reused, so an interrupted benchmark resumes where it stopped. One run takes ~25 min of
 one core on this machine (2 cores: --jobs 2).
 """
@@ -26,7 +26,7 @@ PAPER = {"Hopper-v4": (3405, 605), "Walker2d-v4": (5813, 406), "HalfCheetah-v4":
 
 
 def results_path(env: str, weighting: str) -> str:
-    return os.path.join(ROOT, "benchmark", "results", f"awr_{env.split('-')[0].lower()}_{weighting}_1m.json")
+    return os.path.join(ROOT, "benchmark", "results", "awr", f"awr_{env.split('-')[0].lower()}_{weighting}_1m.json")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ The dataset is the first shipped expert demo (500 steps, return 500) plus R epis
 (~22 steps each, return ~22), R = 100 or 1,000; awr.py --offline with its defaults (20 iterations, no environment
 step taken to train) and each weighting: advantage (AWR/MARWIL), reward (RWR), and --beta 1e9, which makes every
 weight exp(≈0) = 1: plain behaviour cloning of the whole mixture. 3 seeds (the random episodes differ per seed);
-results in benchmark/results/awr_offline_<method>_r<R>.json.
+results in benchmark/results/awr/awr_offline_<method>_r<R>.json.
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ RANDOM_EPISODES = (100, 1000)
 
 
 def results_path(method: str, episodes: int) -> str:
-    return os.path.join(ROOT, "benchmark", "results", f"awr_offline_{method}_r{episodes}.json")
+    return os.path.join(ROOT, "benchmark", "results", "awr", f"awr_offline_{method}_r{episodes}.json")
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ environment steps, 3 seeds, as one command.
     python benchmark/bench_gail.py --table-only                 # reprint docs/gail.md's table from the results files
 
 Each (env, demos) is one benchmark/run.py call: gail.py with its defaults, 2M steps, an evaluation at 1M
-(--eval-at-steps) and a final one at 2M, 20 episodes each. Results go to benchmark/results/gail_<env>_<m>demos_2m.json;
+(--eval-at-steps) and a final one at 2M, 20 episodes each. Results go to benchmark/results/gail/gail_<env>_<m>demos_2m.json;
 a row whose results file exists is skipped, and a finished seed of an unfinished row is reused, so an interrupted
 benchmark resumes where it stopped. The fraction is the deterministic policy's true return over the mean return of
 the expert's 25 shipped episodes (experts/README.md).
@@ -27,7 +27,7 @@ IMITATION = {"Hopper-v4": 1.02, "Walker2d-v4": 0.99, "HalfCheetah-v4": 0.87}
 
 
 def results_path(env: str, demos: int) -> str:
-    return os.path.join(ROOT, "benchmark", "results", f"gail_{env.split('-')[0].lower()}_{demos}demos_2m.json")
+    return os.path.join(ROOT, "benchmark", "results", "gail", f"gail_{env.split('-')[0].lower()}_{demos}demos_2m.json")
 
 
 def fraction_at(run: dict, steps: int):

@@ -5,9 +5,9 @@ environment steps, 3 seeds, beside gail.py's row on the same expert, as one comm
     python benchmark/bench_gcl.py --table-only  # reprint docs/gcl.md's table from the results files
 
 One benchmark/run.py call: gcl.py with its defaults, 1M steps, an evaluation at 500k (--eval-at-steps) and a final one
-at 1M, 20 episodes each. Results go to benchmark/results/gcl_hopper_25demos_1m.json. The fraction is the deterministic
+at 1M, 20 episodes each. Results go to benchmark/results/gcl/gcl_hopper_25demos_1m.json. The fraction is the deterministic
 policy's true return over the mean return of the expert's 25 shipped episodes (experts/README.md). gail.py's column
-is read from its own benchmark (benchmark/bench_gail.py, results/gail_hopper_25demos_2m.json, the evaluation at 1M).
+is read from its own benchmark (benchmark/bench_gail.py, results/gail/gail_hopper_25demos_2m.json, the evaluation at 1M).
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, MIDWAY = 1_000_000, 500_000
 ITERATION = 2_048  # env steps per iteration with gcl.py's defaults (1 env × 2,048 steps)
 NAME = "gcl_hopper_25demos_1m"
-GAIL = os.path.join(ROOT, "benchmark", "results", "gail_hopper_25demos_2m.json")
+GAIL = os.path.join(ROOT, "benchmark", "results", "gail", "gail_hopper_25demos_2m.json")
 
 
 def fraction_at(run: dict, steps: int):
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--table-only", action="store_true")
     opts = parser.parse_args()
-    path = os.path.join(ROOT, "benchmark", "results", f"{NAME}.json")
+    path = os.path.join(ROOT, "benchmark", "results", "gcl", f"{NAME}.json")
     if not opts.table_only and not os.path.exists(path):
         subprocess.run([sys.executable, "benchmark/run.py", "--name", NAME, "--script", "gcl.py", "--env", "Hopper-v4",
                         "--seeds", "1", "2", "3", "--jobs", str(opts.jobs), "--",

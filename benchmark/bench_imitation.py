@@ -15,7 +15,7 @@ Part 2, the compounding-error curve (Hopper-v4): return against the number of ex
   - DAgger with --subsample 20 --episodes-per-round 1 (few labels per round), and with its defaults. A DAgger point is
     π̂_i's own return in round i (β_i = 0, one or two episodes) against the labels π̂_i was trained on.
 Each run is cached in benchmark/runs/imitation/<tag>.json, so an interrupted benchmark resumes where it stopped.
-Writes benchmark/results/imitation.json and benchmark/results/imitation_hopper_labels.png.
+Writes benchmark/results/imitation/imitation.json and benchmark/results/imitation/imitation_hopper_labels.png.
 """
 import argparse
 import json
@@ -30,8 +30,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 RUNS = os.path.join(ROOT, "benchmark", "runs", "imitation")
-RESULTS = os.path.join(ROOT, "benchmark", "results", "imitation.json")
-PLOT = os.path.join(ROOT, "benchmark", "results", "imitation_hopper_labels.png")
+RESULTS = os.path.join(ROOT, "benchmark", "results", "imitation", "imitation.json")
+PLOT = os.path.join(ROOT, "benchmark", "results", "imitation", "imitation_hopper_labels.png")
 ENVS = ["Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"]
 SEEDS = [1, 2, 3]
 CURVE_SEEDS = [1]  # the curve's runs, one seed (time: the table's 18 runs take most of the hour)
@@ -173,7 +173,7 @@ def plot(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table-only", action="store_true", help="print and plot from benchmark/results/imitation.json")
+    parser.add_argument("--table-only", action="store_true", help="print and plot from benchmark/results/imitation/imitation.json")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--collect-only", action="store_true",
                         help="run nothing: write the results file from the runs cached so far (the tables skip what is missing)")

@@ -1,7 +1,7 @@
 """Benchmark of maxent_irl.py: docs/maxent_irl.md's tables.
 
     python benchmark/bench_maxent_irl.py                # everything (a few minutes on one CPU core)
-    python benchmark/bench_maxent_irl.py --table-only   # reprint the tables from benchmark/results/maxent_irl.json
+    python benchmark/bench_maxent_irl.py --table-only   # reprint the tables from benchmark/results/maxent_irl/maxent_irl.json
     python benchmark/bench_maxent_irl.py --part timing  # rerun part 2 only (on an idle machine), keep part 1
 
 Part 1, demonstrations: EVD and reward correlation against the number m of expert demonstrations, on the built-in
@@ -13,7 +13,7 @@ Also FrozenLake-v1 with notes 000's backward pass as printed (--backup ziebart),
 Part 2, time per iteration (one backward pass, one forward pass, one gradient step) on N×N gridworlds with H = 2N,
 --slip 0.1 (5 successors per state-action), float64, on this machine's CPU with 1 thread (and on CUDA if present):
 the passes are tensor operations over (S, A, K), with a Python loop over the H steps only.
-Writes benchmark/results/maxent_irl.json.
+Writes benchmark/results/maxent_irl/maxent_irl.json.
 """
 import argparse
 import json
@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import maxent_irl  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "benchmark", "results", "maxent_irl.json")
+RESULTS = os.path.join(ROOT, "benchmark", "results", "maxent_irl", "maxent_irl.json")
 RUNS = os.path.join(ROOT, "benchmark", "runs", "maxent_irl")
 DEMOS = [1, 2, 5, 10, 20, 50, 100, 200]
 SEEDS = [1, 2, 3]

@@ -6,7 +6,7 @@ command.
     python benchmark/bench_mppi.py --table-only       # reprint docs/mppi.md's table from the results files
 
 Each row is one benchmark/run.py call of mppi.py with its per-env defaults (mppi.py's PRESETS) and one rollout
-thread, so that the planning time is per CPU core. Results go to benchmark/results/mppi_<row>.json; a row whose
+thread, so that the planning time is per CPU core. Results go to benchmark/results/mppi/mppi_<row>.json; a row whose
 results file exists is skipped, and a finished seed of an unfinished row is reused. The learned rows differ only in
 --total-timesteps, the environment steps of data collected (200 random, then MPPI on the model) before the evaluation.
 """
@@ -41,7 +41,7 @@ GROUPS = {"pendulum": ["pendulum_true"], "learned": [f"pendulum_learned_{n}" for
 
 
 def results_path(row: str) -> str:
-    return os.path.join(ROOT, "benchmark", "results", f"mppi_{row}.json")
+    return os.path.join(ROOT, "benchmark", "results", "mppi", f"mppi_{row}.json")
 
 
 def mean_std(values: list, digits: int = 0) -> str:

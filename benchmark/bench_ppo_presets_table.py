@@ -1,7 +1,7 @@
 """docs/ppo.md's preset table: ppo.py at 1M steps with each env's preset (benchmark/bench_ppo_presets.sh), beside CleanRL's
 and rl-baselines3-zoo's published PPO results at 1M steps.
 
-    python benchmark/bench_ppo_presets_table.py          # reads benchmark/results/ppo_preset_<env>_1m.json
+    python benchmark/bench_ppo_presets_table.py          # reads benchmark/results/ppo/ppo_preset_<env>_1m.json
 
 A row whose results file does not exist yet is printed as not run yet.
 """
@@ -27,7 +27,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for env in ENVS:
         name = f"ppo_preset_{env[:-3].lower()}_1m"
-        path = os.path.join(ROOT, "benchmark", "results", f"{name}.json")
+        path = os.path.join(ROOT, "benchmark", "results", "ppo", f"{name}.json")
         ref = f"| {CLEANRL.get(env, '—')} | {ZOO.get(env, '—')} |"
         if not os.path.exists(path):
             print(f"| {env} | {env[:-3]} | (not run yet) | | {ref}")

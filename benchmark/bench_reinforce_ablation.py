@@ -5,8 +5,8 @@
 
 For each variant, 5 seeds of reinforce.py with everything at its default except the switches named, until the
 last 10 training episodes average ≥ 475 or 300k steps (benchmark/run.py, results in
-benchmark/results/reinforce_cartpole_<variant>.json); then benchmark/bench_reinforce_variance.py measures each
-estimator's gradient variance on the same policies and trajectories (benchmark/results/reinforce_variance.json).
+benchmark/results/reinforce/reinforce_cartpole_<variant>.json); then benchmark/bench_reinforce_variance.py measures each
+estimator's gradient variance on the same policies and trajectories (benchmark/results/reinforce/reinforce_variance.json).
 The table joins the two.
 """
 import argparse
@@ -39,13 +39,13 @@ def main() -> None:
                             "--jobs", str(opts.jobs), "--", *BUDGET, *switches], cwd=ROOT, check=True)
         subprocess.run([sys.executable, "benchmark/bench_reinforce_variance.py"], cwd=ROOT, check=True)
 
-    variance = json.load(open(os.path.join(ROOT, "benchmark", "results", "reinforce_variance.json")))
+    variance = json.load(open(os.path.join(ROOT, "benchmark", "results", "reinforce", "reinforce_variance.json")))
     stages = variance["stages"]
     head = " | ".join(f"rel. variance at {s['training_steps']:,} steps (return {s['mean_episode_return']:.0f})" for s in stages)
     print(f"| ψ (estimator) | switches | steps to 475, mean ± std (5 seeds) | reached | final eval | {head} |")
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(stages))
     for name, switches, label, estimator in VARIANTS:
-        r = json.load(open(os.path.join(ROOT, "benchmark", "results", f"reinforce_cartpole_{name}.json")))
+        r = json.load(open(os.path.join(ROOT, "benchmark", "results", "reinforce", f"reinforce_cartpole_{name}.json")))
         t = r["steps_to_target"]
         steps = f"{t['mean']:,.0f} ± {t['std']:,.0f}" if t["reached"] == len(t["per_seed"]) else \
             "not all: " + ", ".join("> 300k" if s is None else f"{s:,}" for s in t["per_seed"])

@@ -16,7 +16,7 @@ batch the estimate ĝ of ∇_θ J of each estimator, all from the same trajector
 and reports tr Cov[ĝ] (the summed variance over all policy parameters), ‖E ĝ‖², and their ratio, the relative
 variance: the number of batches you would need to average for the noise to equal the signal. The ratio is free of
 the estimator's scale, so the normalised estimator (whose scale differs) compares fairly. Results go to
-benchmark/results/reinforce_variance.json and docs/reinforce.md's table row(s) are printed.
+benchmark/results/reinforce/reinforce_variance.json and docs/reinforce.md's table row(s) are printed.
 """
 import argparse
 import json
@@ -129,7 +129,7 @@ def main() -> None:
             rel = "n/a" if row["relative_variance"] is None else f"{row['relative_variance']:.3g}"
             print(f"| {name} | {row['trace_cov']:.4g} | {row['mean_norm_sq']:.4g} | {rel} | {row['cosine_to_rtg_value_mean']:.2f} |")
 
-    out = os.path.join(ROOT, "benchmark", "results", f"{opts.name}.json")
+    out = os.path.join(ROOT, "benchmark", "results", "reinforce", f"{opts.name}.json")
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
     os.replace(out + ".tmp", out)

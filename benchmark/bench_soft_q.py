@@ -4,8 +4,8 @@
     python benchmark/bench_soft_q.py --envs CartPole-v1     # some envs only
     python benchmark/bench_soft_q.py --table-only           # reprint docs/soft_q.md's table from the results files
 
-Each (script, env) is one benchmark/run.py call (results in benchmark/results/<script>_<env>_<steps>.json); a row whose
-results file exists is skipped, so an interrupted benchmark resumes. soft_q.py runs with its defaults; ppo.py with the
+Each (script, env) is one benchmark/run.py call (results in benchmark/results/<script>/<script>_<env>_<steps>.json); a row
+whose results file exists is skipped, so an interrupted benchmark resumes. soft_q.py runs with its defaults; ppo.py with the
 settings docs/ppo.md gives for each kind of task (its CartPole settings for the discrete envs, its defaults for the
 continuous ones), for the same number of steps. The paper publishes no table for these tasks.
 """
@@ -24,7 +24,8 @@ SCRIPTS = ("soft_q.py", "ppo.py")
 
 
 def results_path(script: str, env: str) -> str:
-    return os.path.join(ROOT, "benchmark", "results", f"{script[:-3]}_{env.split('-')[0].lower()}_{BUDGETS[env] // 1000}k.json")
+    return os.path.join(ROOT, "benchmark", "results", script[:-3],
+                        f"{script[:-3]}_{env.split('-')[0].lower()}_{BUDGETS[env] // 1000}k.json")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ suite does not guard. The unmutated copy must pass the same tests first.
     python benchmark/mutation.py --script ppo    # one script's mutants
     python benchmark/mutation.py --list          # the mutants, without running anything
 
-Results are kept in benchmark/results/mutation.json, keyed by a hash of the mutated script and of the tests that
+Results are kept in benchmark/results/tests/mutation.json, keyed by a hash of the mutated script and of the tests that
 ran, so an interrupted run resumes and an unchanged mutant is not run again (--fresh forgets them).
 Run by hand, not in CI: each mutant costs one run of a script's fast tests (seconds to a minute on 2 cores).
 """
@@ -28,7 +28,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmark", "results", "mutation.json")
+RESULTS = os.path.join(ROOT, "benchmark", "results", "tests", "mutation.json")
 TIMEOUT_S = 900
 
 # (script, id, what the slip is, the exact text in the script, what it becomes). The text must occur exactly once.

@@ -4,7 +4,8 @@
     python benchmark/plot.py ppo_hopper_1m [more names...]
 
 Reads benchmark/runs/<name>/*/events.*, plots charts/episodic_return against env steps (each seed thin,
-the mean over seeds on a common grid thick) and writes benchmark/results/<names>.png.
+the mean over seeds on a common grid thick) and writes benchmark/results/<script>/<names>.png (the script of the first
+name's runs).
 """
 import glob
 import os
@@ -33,8 +34,10 @@ def curves(name: str) -> list:
 def main() -> None:
     names = sys.argv[1:]
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    script = None
     for color, name in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], names):
         runs = curves(name)
+        script = script or runs[0][0].split("__")[1]  # run directories are <env>__<script>__<seed>__<time>
         grid = np.linspace(0, min(steps[-1] for _, steps, _ in runs), 200)
         smoothed = []
         for _, steps, values in runs:
@@ -47,8 +50,8 @@ def main() -> None:
     ax.set_ylabel("training return (mean of last 100 episodes)")
     ax.grid(alpha=0.3)
     ax.legend()
-    os.makedirs(os.path.join(ROOT, "benchmark", "results"), exist_ok=True)
-    out = os.path.join(ROOT, "benchmark", "results", "_".join(names) + ".png")
+    os.makedirs(os.path.join(ROOT, "benchmark", "results", script), exist_ok=True)
+    out = os.path.join(ROOT, "benchmark", "results", script, "_".join(names) + ".png")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(out)

@@ -4,7 +4,7 @@
         -- --total-timesteps 1000000
 
 Each run writes its usual run directory under benchmark/runs/<name>/ (TensorBoard events, model, summary);
-the harness writes benchmark/results/<name>.json (every seed's summary, the mean and std over seeds, the
+the harness writes benchmark/results/<script>/<name>.json (every seed's summary, the mean and std over seeds, the
 exact commands) and prints the docs' table row. Runs go one after another unless --jobs > 1; SPS is only
 comparable between runs made under the same load, so the results file records the jobs count.
 A seed that finished (benchmark/runs/<name>/<env>__seed<N>.summary.json, with the same command) is not run again,
@@ -100,8 +100,10 @@ def main() -> None:
         reached = [s.get("steps_to_target") for s in summaries]
         result["steps_to_target"] = {**mean_std(reached), "reached": sum(r is not None for r in reached),
                                      "per_seed": reached}
-    os.makedirs(os.path.join(ROOT, "benchmark", "results"), exist_ok=True)
-    out = os.path.join(ROOT, "benchmark", "results", f"{args.name}.json")
+    # one results folder per script: benchmark/results/<script>/<name>.json
+    out_dir = os.path.join(ROOT, "benchmark", "results", os.path.splitext(os.path.basename(args.script))[0])
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"{args.name}.json")
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=2)

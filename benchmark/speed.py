@@ -4,7 +4,7 @@ minibatches), eager and with --compile, optionally next to CleanRL's ppo_continu
     python benchmark/speed.py --steps 200000 [--cleanrl PATH/TO/ppo_continuous_action.py]
 
 Runs one after another on an otherwise idle machine (a second busy process changes the figures a lot);
-writes benchmark/results/speed_hopper.json and prints a table. CleanRL's file is not part of this project:
+writes benchmark/results/ppo/speed_hopper.json and prints a table. CleanRL's file is not part of this project:
 pass a copy of it (on gymnasium 1.4 it needs `env.observation_space` as the third argument of its
 TransformObservation call to start). SPS counts the whole run, compile time and evaluation excluded for
 ppo.py (summary.json's `sps` is training steps over training wall time; --compile's ~30 s of compiling
@@ -59,8 +59,8 @@ def main() -> None:
         rows["CleanRL ppo_continuous_action.py, 1 torch thread"] = run_cleanrl(args.cleanrl, args.steps, "1")
     result = {"steps": args.steps, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "harness_command": "python benchmark/speed.py " + " ".join(sys.argv[1:]), "rows": rows}
-    os.makedirs(os.path.join(ROOT, "benchmark", "results"), exist_ok=True)
-    out = os.path.join(ROOT, "benchmark", "results", "speed_hopper.json")
+    os.makedirs(os.path.join(ROOT, "benchmark", "results", "ppo"), exist_ok=True)
+    out = os.path.join(ROOT, "benchmark", "results", "ppo", "speed_hopper.json")
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
     os.replace(out + ".tmp", out)

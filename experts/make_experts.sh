@@ -11,7 +11,7 @@ $PY ppo.py --env CartPole-v1 --total-timesteps 100000 --num-envs 4 --num-steps 1
 $PY ppo.py --env InvertedPendulum-v4 --total-timesteps 150000 --exp-name expert --save-expert experts/InvertedPendulum-v4
 $PY ppo.py --env Pendulum-v1 --total-timesteps 300000 --num-envs 4 --num-steps 512 --gamma 0.9 --learning-rate 1e-3 \
     --num-minibatches 16 --exp-name expert --save-expert experts/Pendulum-v1
-# seed 2 of the 1M-step benchmark (benchmark/results/ppo_hopper_1m.json): eval 3,623 ± 5
+# seed 2 of the 1M-step benchmark (benchmark/results/ppo/ppo_hopper_1m.json): eval 3,623 ± 5
 $PY ppo.py --env Hopper-v4 --seed 2 --exp-name expert --save-expert experts/Hopper-v4
 # seed 1 flipped over in 3 of its 25 demonstrations (1,692 ± 721); seed 2: 1,874 ± 27
 $PY ppo.py --env HalfCheetah-v4 --seed 2 --exp-name expert --save-expert experts/HalfCheetah-v4

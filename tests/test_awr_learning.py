@@ -14,7 +14,7 @@ def test_cartpole_reaches_475_within_100k_steps(tmp_path):
 
 
 def test_offline_from_one_demo_among_100_random_episodes_reaches_0_75_of_the_expert(tmp_path):
-    """MARWIL where the weighting matters: one expert episode among 100 random ones (benchmark/results/
+    """MARWIL where the weighting matters: one expert episode among 100 random ones (benchmark/results/awr/
     awr_offline_awr_r100.json, seed 1: 439 over 20 episodes, 0.88 of the expert's 500). Cloning the same data
     (β = 1e9, every weight 1) gets 39 (awr_offline_bc_r100.json); inverted weights exp(−A/β) imitate the random
     episodes. On pure expert demos any weighting is cloning, so such data could not tell them apart."""
