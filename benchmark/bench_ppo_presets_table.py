@@ -2,11 +2,14 @@
 and rl-baselines3-zoo's published PPO results at 1M steps.
 
     python benchmark/bench_ppo_presets_table.py          # reads benchmark/results/ppo/ppo_preset_<env>_1m.json
+    python benchmark/bench_ppo_presets_table.py --swimmer-sweep   # the Swimmer sweep (bench_ppo_swimmer_sweep.sh)
 
 A row whose results file does not exist yet is printed as not run yet.
 """
+import glob
 import json
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Published references at 1M steps: CleanRL's ppo_continuous_action.py benchmark (training return) and
@@ -21,7 +24,22 @@ def fmt(d: dict) -> str:
     return f"{d['mean']:,.{digits}f} ± {d['std']:,.{digits}f}"
 
 
+def swimmer_sweep() -> None:
+    print("| flags on top of the Swimmer preset | eval return (mean ± std over seeds) | per seed | training return |")
+    print("| --- | --- | --- | --- |")
+    rows = [os.path.join(ROOT, "benchmark", "results", "ppo", "ppo_preset_swimmer_1m.json")]
+    rows += sorted(glob.glob(os.path.join(ROOT, "benchmark", "results", "ppo", "ppo_swimmer_sweep_*.json")))
+    for path in rows:
+        with open(path) as f:
+            r = json.load(f)
+        flags = r["harness_command"].split("--eval-episodes 10")[1].strip() or "(the preset)"
+        seeds = ", ".join(f"{run['eval_return_mean']:,.0f}" for run in r["runs"])
+        print(f"| `{flags}` | **{fmt(r['eval_return'])}** | {seeds} | {fmt(r['train_return_last100'])} |")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--swimmer-sweep"]:
+        return swimmer_sweep()
     print("| env | preset | eval return (10 episodes, mean ± std over seeds) | per seed | training return (last 100) "
           "| CleanRL at 1M | rl-baselines3-zoo at 1M |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
