@@ -1,4 +1,5 @@
-"""Maximum-entropy inverse reinforcement learning on a known MDP: Ziebart's backward and forward passes, exactly.
+"""Maximum-entropy inverse reinforcement learning on a known MDP: Ziebart's backward and forward passes, exactly;
+beside it, the IRL it was invented to fix: max-margin feature matching and Abbeel & Ng's projection method.
 
 Paper: Ziebart, Maas, Bagnell, Dey, "Maximum Entropy Inverse Reinforcement Learning" (AAAI 2008). Lecture notes:
 ../shared/seeds 000 ("Max Entropy Inverse RL": feature counts, the backward pass Z_a / Z_s, the local action
@@ -29,10 +30,24 @@ Pseudocode (the step tags appear in the training loop below):
     finally: the MaxEnt-optimal policy under r_θ (the π_t of [S3], most likely action), its exact return under R
              and its return in the env; also the hard-max optimal policy under r_θ (value iteration), for comparison
 
+--method max-margin (notes 001, "IRL v1 – max margin feature matching") and --method projection (Abbeel & Ng 2004,
+notes 000's feature matching) compare policies through their feature expectations μ(π) = E_π[Σ_t x(s_t)], since
+V^π = wᵀμ(π) under a linear reward. [S1], [S2] and [S6] as above (μ̃ = Σ_s D̃(s) x(s)); π_0 a random policy; then
+    repeat for --iterations (or until nothing changes, --tolerance):
+      [S7] max-margin: w = argmin_{w, ζ ≥ 0} ½‖w‖² + Cζ  s.t.  wᵀμ̃ ≥ wᵀμ(π_j) + D(π_j, π*) − ζ  for j = 0..i−1
+           projection: w = μ̃ − μ̄_{i−1}, stop when ‖w‖₂ ≤ tolerance
+      [S8] π_i ← the optimal policy for r_w(s) = wᵀx(s) (value iteration)
+      [S9] μ(π_i) exactly (a forward pass) and its gap D(π_i, π*) join the set; projection moves μ̄ to the point of
+           the segment [μ̄_{i−1}, μ(π_i)] closest to μ̃
+    finally: max-margin answers w and the optimal policy under r_w; projection the mixture of π_0..π_i whose
+             Σ_j λ_j μ(π_j) is closest to μ̃ (one policy drawn per episode)
+
 Run:
     python maxent_irl.py                                   # the built-in 10×10 gridworld (seconds on a CPU)
     python maxent_irl.py --env FrozenLake-v1               # gymnasium's slippery lake, from env.unwrapped.P
     python maxent_irl.py --features coords --reward-model mlp   # a network reward on (row, col) features
+    python maxent_irl.py --method max-margin               # notes 001's IRL v1 on the same demos
+    python maxent_irl.py --env FrozenLake-v1 --expert-noise 0.3 --method max-margin   # ... where it breaks
 What a working run reaches: 1.000 of the expert's true return on the gridworld and 0.99 on FrozenLake-v1, in
 seconds (docs/maxent_irl.md, with the command behind each number).
 
@@ -125,6 +140,23 @@ class Args:
     num_demos: int = 200
     """m: expert demonstrations (FrozenLake-v1 needs about 200: docs/maxent_irl.md)"""
 
+    expert_noise: float = 0.0
+    """probability that a demonstration step takes a uniformly random action instead of the expert's: a noisily
+    optimal demonstrator (notes 001's second issue with max-margin); 0 for the optimal expert"""
+
+    # --- the method ---
+    method: Literal["maxent", "max-margin", "projection"] = "maxent"
+    """maxent: Ziebart's MaxEnt IRL (notes 000, 001); max-margin: notes 001's IRL v1, structured max-margin feature
+    matching with slack; projection: Abbeel & Ng's (2004) projection method, whose answer is a mixture of policies"""
+    margin: Literal["visits", "uniform"] = "visits"
+    """max-margin's gap D(π, π*): 'visits', how many of the H state visits π spends elsewhere than the demos (notes
+    001's "bigger for more different policies"), or 'uniform', 1 for every π (notes 001's plain IRL v1)"""
+    slack_c: float = 10.0
+    """C, max-margin's price of the slack ζ (min ½‖w‖² + Cζ); large C: a hard margin where one exists"""
+    tolerance: float = 1e-4
+    """max-margin and projection stop early: max-margin when the new policy breaks no constraint by more than this,
+    projection when ‖μ̃ − μ̄‖₂ (Abbeel & Ng's t) falls below it"""
+
     # --- the reward model and its optimisation ---
     features: Literal["onehot", "coords"] = "onehot"
     """x(s): a one-hot vector per state (a reward table), or the (row, column) of the cell scaled to [0, 1]"""
@@ -137,9 +169,10 @@ class Args:
     notes 000's log Z_a = r + log Σ_s' P e^{log Z_s'} as printed (Ziebart 2008); the same on deterministic dynamics,
     and only the soft one fits stochastic dynamics (FrozenLake: GOTCHA in the docstring)"""
     iterations: int = 200
-    """gradient steps on θ, each with one backward and one forward pass"""
+    """maxent: gradient steps on θ, each with one backward and one forward pass; max-margin and projection: rounds,
+    each adding one policy (at most; they stop early, see --tolerance)"""
     learning_rate: float = 0.1
-    """Adam step size on θ"""
+    """Adam step size on θ (maxent only)"""
     log_every: int = 10
     """compute the EVD and log the reward picture every this many iterations"""
 
@@ -345,7 +378,7 @@ def plans_under(reward: torch.Tensor, true_reward: torch.Tensor, next_state: tor
     plan = log_pi.argmax(-1)  # (H, S)
     hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S)
     return {"log_pi": log_pi, "plan": plan, "return": policy_return(plan, true_reward, next_state, prob, start),
-            "hard_return": policy_return(hard_plan, true_reward, next_state, prob, start)}
+            "hard_plan": hard_plan, "hard_return": policy_return(hard_plan, true_reward, next_state, prob, start)}
 
 
 def reward_correlation(learned: torch.Tensor, true: torch.Tensor) -> float:
@@ -367,10 +400,140 @@ def reward_picture(learned: np.ndarray, true: np.ndarray, nrow: int, ncol: int, 
     return np.concatenate([panels[0], gap, panels[1]], axis=2).astype(np.float32)
 
 
-# ── Training loop [S1 demos -> S2 D̃ -> S3 backward -> S4 forward -> S5 step -> S6 log] ────────────
-def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, exit_state: int) -> tuple:
+# Max-margin feature matching (notes 001, "IRL v1") and Abbeel & Ng's projection method (notes 000, "feature
+# matching"): the same known MDP, the same demos; a reward r_w(s) = wᵀx(s) and policies compared through their
+# feature expectations. Notation beyond the table above:
+#   mu            μ(π) = E_π[Σ_{t<H} x(s_t)] from the demos' starts        (d,)      μ̃ for the demos themselves
+#   deltas        Δ_j = μ̃ − μ(π_j), one row per policy in the set          (k, d)
+#   margins       D(π_j, π*), the gap each π_j must leave                   (k,)
+def feature_expectations(policy_log_pi: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor,
+                         start: torch.Tensor, features: torch.Tensor) -> tuple:
+    """μ(π) = Σ_s D^π(s) x(s), exactly from the model (a forward pass); returns (μ (d,), D^π (S,)).
+
+    The return of π under any linear reward is then V^π = wᵀμ(π) (notes 000): IRL can compare policies through μ
+    alone. (Finite horizon H, undiscounted, as the rest of this file; the notes' discounted μ is the same with γ^t D_t.)
+    """
+    visits = forward_pass(policy_log_pi, next_state, prob, start).sum(0)  # (S,) D^π(s) = Σ_t D_t(s)
+    return features.T @ visits, visits
+
+
+def visit_distance(visits: torch.Tensor, demo_visits: torch.Tensor) -> torch.Tensor:
+    """D(π, π*) = ½ Σ_s |D^π(s) − D̃(s)|: of the H state visits, how many π spends elsewhere than the demos do,
+    in [0, H]. Notes 001's "bigger for more different policies"; 0 for π = π*."""
+    return 0.5 * (visits - demo_visits).abs().sum()
+
+
+def project_simplex(v: torch.Tensor, total: float, at_most: bool = False) -> torch.Tensor:
+    """The closest point to v (k,) in {x ≥ 0, Σ x = total} (or Σ x ≤ total with at_most), by sorting
+    (Duchi, Shalev-Shwartz, Singer, Chandra 2008): x = max(v − θ, 0) with θ the one shift that makes Σ x = total."""
+    if at_most and v.clamp(min=0).sum() <= total:
+        return v.clamp(min=0)
+    u, _ = torch.sort(v, descending=True)
+    cumulative = torch.cumsum(u, 0) - total
+    rank = torch.arange(1, len(v) + 1, dtype=v.dtype, device=v.device)
+    rho = int(torch.nonzero(u - cumulative / rank > 0).max())  # the largest k with u_k > (Σ_{i≤k} u_i − total)/k
+    return (v - cumulative[rho] / (rho + 1)).clamp(min=0)
+
+
+def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_most: bool,
+                     iterations: int = 100_000, tol: float = 1e-10) -> torch.Tensor:
+    """argmin_α f(α) = ½ αᵀGα − bᵀα over {α ≥ 0, Σα = total} (or ≤ total), for small k (G is k × k).
+
+    Accelerated projected gradient (FISTA, Beck & Teboulle 2009, restarted when it overshoots) finds which α_j are
+    non-zero; every 100 steps the KKT system on that face is solved exactly (polish_face), which ends the search as
+    soon as the face is right (projected gradient alone crawls on the ill-conditioned G of a hard margin). Stops when
+    the Frank-Wolfe gap ∇fᵀα − min_{feasible v} ∇fᵀv, an upper bound on f(α) − min f, is below tol·max(1, |f(α)|);
+    for max_margin_weights that gap is exactly the primal-dual gap.
+    """
+    def fw_gap(alpha: torch.Tensor) -> float:
+        grad = gram @ alpha - linear  # ∇f(α)
+        best_vertex = total * (min(float(grad.min()), 0.0) if at_most else float(grad.min()))
+        objective = float(0.5 * alpha @ gram @ alpha - linear @ alpha)
+        return (float(grad @ alpha) - best_vertex) / max(1.0, abs(objective))
+
+    step = 1.0 / max(float(torch.linalg.eigvalsh(gram)[-1]), 1e-12)
+    alpha = project_simplex(torch.zeros_like(linear), total, at_most)
+    y, t = alpha, 1.0
+    for i in range(iterations):
+        if i % 100 == 0:
+            polished = polish_face(gram, linear, total, at_most, alpha > 0)
+            if polished is not None and fw_gap(polished) <= tol:
+                return polished
+            if fw_gap(alpha) <= tol:
+                return alpha
+        new = project_simplex(y - step * (gram @ y - linear), total, at_most)
+        if float((y - new) @ (new - alpha)) > 0:  # the momentum points uphill: restart it
+            y, t = alpha, 1.0
+            continue
+        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        y = new + ((t - 1) / t_new) * (new - alpha)
+        alpha, t = new, t_new
+    return alpha
+
+
+def polish_face(gram: torch.Tensor, linear: torch.Tensor, total: float, at_most: bool,
+                support: torch.Tensor) -> Optional[torch.Tensor]:
+    """The minimiser of f on one face of the feasible set, {α_j = 0 off `support`} (and Σα = total unless at_most
+    leaves the sum free below it): the KKT equations G_SS α_S + ν·1 = b_S, Σ α_S = total (least squares: G may be
+    singular). Returns None when that point is not feasible (some α_j < 0, or Σα > total)."""
+    idx = torch.nonzero(support).flatten()
+    if len(idx) == 0:
+        return None
+    g, b = gram[idx][:, idx], linear[idx]
+    for with_sum in ((False, True) if at_most else (True,)):  # (at_most: first the face with the sum constraint idle)
+        if with_sum:
+            n = len(idx)
+            kkt = torch.zeros(n + 1, n + 1, dtype=g.dtype, device=g.device)
+            kkt[:n, :n], kkt[:n, n], kkt[n, :n] = g, 1.0, 1.0
+            rhs = torch.cat([b, torch.full((1,), total, dtype=b.dtype, device=b.device)])
+            part = torch.linalg.lstsq(kkt, rhs[:, None]).solution[:n, 0]
+        else:
+            part = torch.linalg.lstsq(g, b[:, None]).solution[:, 0]
+        alpha = torch.zeros_like(linear)
+        alpha[idx] = part
+        if (alpha >= 0).all() and float(alpha.sum()) <= total * (1 + 1e-12) and (at_most or with_sum):
+            return alpha
+    return None
+
+
+def max_margin_weights(deltas: torch.Tensor, margins: torch.Tensor, slack_c: float) -> tuple:
+    """Notes 001, IRL v1 step 2, as a structured SVM with one slack ζ shared by all constraints:
+        min_{w, ζ ≥ 0}  ½‖w‖² + Cζ   s.t.  wᵀμ̃ ≥ wᵀμ(π_j) + D(π_j, π*) − ζ   for every π_j in the set
+    solved exactly through its dual (Lagrange multipliers α_j ≥ 0 of the constraints, Σ_j α_j ≤ C from ζ):
+        max_α  Σ_j α_j D_j − ½‖Σ_j α_j Δ_j‖²,   w = Σ_j α_j Δ_j,   ζ = max(0, max_j (D_j − wᵀΔ_j)).
+    Returns (w (d,), ζ, α (k,)). tests/test_maxent_irl_math.py checks it against brute force and the duality gap.
+    """
+    gram = deltas @ deltas.T  # (k, k) Δ_i ᵀ Δ_j
+    alpha = solve_simplex_qp(gram, margins, slack_c, at_most=True)  # (k,)
+    w = deltas.T @ alpha  # (d,)
+    zeta = float((margins - deltas @ w).max().clamp(min=0))
+    return w, zeta, alpha
+
+
+def project_onto_segment(mu_bar: torch.Tensor, mu_new: torch.Tensor, demo_mu: torch.Tensor) -> torch.Tensor:
+    """Abbeel & Ng (2004) §3.1, the projection step: the point of the segment [μ̄, μ(π_i)] closest to μ̃,
+        μ̄ ← μ̄ + c (μ(π_i) − μ̄),   c = (μ(π_i) − μ̄)ᵀ(μ̃ − μ̄) / ‖μ(π_i) − μ̄‖²   (clipped to [0, 1]).
+    SIMPLIFICATION: the paper projects onto the line and c stays in [0, 1] when π_i is exactly optimal for w_i; the
+    clip keeps μ̄ a mixture of the policies found, whatever the ties in planning."""
+    direction = mu_new - mu_bar
+    length2 = float(direction @ direction)
+    c = 0.0 if length2 == 0 else min(max(float(direction @ (demo_mu - mu_bar)) / length2, 0.0), 1.0)
+    return mu_bar + c * direction
+
+
+def mixture_weights(mus: torch.Tensor, demo_mu: torch.Tensor) -> torch.Tensor:
+    """Abbeel & Ng's last step: the mixture λ of the policies found whose feature expectations are closest to μ̃,
+        min_λ ‖μ̃ − Σ_j λ_j μ(π_j)‖²  s.t.  λ ≥ 0, Σ_j λ_j = 1      (mus (k, d) → λ (k,)).
+    The mixed policy picks π_j with probability λ_j once, at the start of each episode; μ(mixture) = Σ_j λ_j μ(π_j)."""
+    return solve_simplex_qp(mus @ mus.T, mus @ demo_mu, 1.0, at_most=False)
+
+
+# ── Training loop [S1 demos -> S2 D̃ -> S3 backward -> S4 forward -> S5 step -> S6 log | S7 w -> S8 plan -> S9 μ] ──
+def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, exit_state: int, noise: float = 0.0,
+                  rng: Optional[np.random.Generator] = None) -> tuple:
     """Run a non-stationary policy (H, S) in the env, episode j from reset(seed=seeds[j]):
-    states (m, H), actions (m, H−1), alive (m, H−1), env returns (m,).
+    states (m, H), actions (m, H−1), alive (m, H−1), env returns (m,). With noise > 0 each step takes a uniformly
+    random action with that probability instead (drawn from rng): a noisily optimal demonstrator.
 
     After the env terminates, the trajectory continues in the exit state (the model's absorbing state); those steps
     are not "alive" (their actions are padding, uniform under every reward).
@@ -385,12 +548,27 @@ def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, e
         states[j, 0] = s
         for t in range(horizon - 1):
             a = int(policy[t, s])
+            if noise > 0 and rng.random() < noise:
+                a = int(rng.integers(env.action_space.n))
             s, r, terminated, truncated, _ = env.step(a)
             actions[j, t], alive[j, t], returns[j] = a, True, returns[j] + r
             states[j, t + 1] = s
             if terminated or truncated:  # main() checks that a time limit cannot cut an episode before H − 1 steps
                 break  # the rest stays in exit (after a terminal state, as in the model; after a truncation, unused)
     return states, actions, alive, returns
+
+
+def add_policy(found: dict, policy: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, start: torch.Tensor,
+               features: torch.Tensor, demo_visits: torch.Tensor, margin_kind: str) -> tuple:
+    """Max-margin and projection: put a deterministic policy (H, S) into the set with its μ(π) and D(π, π*)."""
+    log_pi = torch.log(nn.functional.one_hot(policy, next_state.shape[1]).to(features.dtype))  # (H, S, A)
+    mu, visits = feature_expectations(log_pi, next_state, prob, start, features)
+    margin = visit_distance(visits, demo_visits) if margin_kind == "visits" else torch.ones((), dtype=mu.dtype,
+                                                                                            device=mu.device)
+    found["policies"].append(policy)
+    found["mus"].append(mu)
+    found["margins"].append(margin)
+    return mu, margin
 
 
 def main(args: Args) -> dict:
@@ -446,15 +624,18 @@ def main(args: Args) -> dict:
         reward_model.load_state_dict(ckpt["reward_model"])
         extra = {}
         train_time = time.time() - start_time
+        saved = ckpt.get("mixture")
+        mixture = None if saved is None else (saved["policies"].to(device), saved["weights"].to(device))
         summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
-                         expert_return, train_time, extra)
+                         expert_return, train_time, extra, mixture)
         writer.close()
         return summary
 
     # GOTCHA: reset seeds drawn from --seed, not seed + j: seeds 1 and 2 would otherwise share all but one demo.
     demo_seeds = np.random.default_rng(args.seed).integers(2**31, size=args.num_demos)
-    states_np, actions_np, alive_np, demo_returns = collect_demos(env, expert_policy.cpu().numpy(), demo_seeds,
-                                                                  horizon, num_states - 1)
+    states_np, actions_np, alive_np, demo_returns = collect_demos(
+        env, expert_policy.cpu().numpy(), demo_seeds, horizon, num_states - 1, args.expert_noise,
+        np.random.default_rng([args.seed, 1]))
     demo_states, demo_actions = torch.as_tensor(states_np, device=device), torch.as_tensor(actions_np, device=device)
     alive = torch.as_tensor(alive_np, device=device)
     print(f"{args.env}: {mdp['num_states']} states, {mdp['num_actions']} actions, H = {horizon}; expert return "
@@ -464,6 +645,15 @@ def main(args: Args) -> dict:
     demo_start = demo_visitation(demo_states[:, :1], num_states)  # (S+1,)
 
     optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
+    # max-margin and projection: the policies found so far (H, S) each, their μ(π) and gaps D(π, π*); projection's μ̄
+    demo_mu = features.T @ demo_visits  # (d,) μ̃ = Σ_s D̃(s) x(s)
+    found = {"policies": [], "mus": [], "margins": [], "mu_bar": None, "zeta": 0.0, "converged": False}
+    if args.method != "maxent":
+        # π_0: a random policy (notes 001, step 1), an action drawn once for every (t, s) from --seed
+        random_policy = torch.as_tensor(np.random.default_rng([args.seed, 2]).integers(mdp["num_actions"],
+                                        size=(horizon, num_states)), device=device)  # (H, S+1)
+        add_policy(found, random_policy, next_state, prob, demo_start, features, demo_visits, args.margin)
+        found["mu_bar"] = found["mus"][0]  # projection: μ̄_0 = μ(π_0)
     history = []
     start_iteration = 1
     if resumed is not None:  # --resume: put back the reward, its optimiser and the diagnostics so far
@@ -471,42 +661,85 @@ def main(args: Args) -> dict:
         reward_model.load_state_dict(resumed["reward_model"])
         optimizer.load_state_dict(resumed["optimizer"])
         history, start_iteration = resumed["history"], resumed["global_step"] + 1
+        found = resumed["found"]
         start_time = time.time() - resumed["train_time"]
 
     with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
         for iteration in range(start_iteration, args.iterations + 1):
-            reward = reward_model()  # (S+1,) r_θ(s)
-            # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff of L)
-            with torch.no_grad():
-                log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
-                # [S4] forward pass: expected visits under π_t
-                visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
-            # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
-            #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a network,
-            #      autodiff carries it into θ, notes 001. "Push up where the expert goes more than the model does."
-            # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
-            #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the demos'
-            #      action log-likelihood is then a diagnostic, and can fall for a while and rise again.
-            surrogate = ((demo_visits - visits) * reward).sum()
-            optimizer.zero_grad()
-            (-surrogate).backward()  # ascent on L
-            optimizer.step()
+            if found["converged"]:
+                break
+            if args.method == "maxent":
+                reward = reward_model()  # (S+1,) r_θ(s)
+                # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff)
+                with torch.no_grad():
+                    log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
+                    # [S4] forward pass: expected visits under π_t
+                    visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
+                # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
+                #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a
+                #      network, autodiff carries it into θ, notes 001. "Push up where the expert goes more than the
+                #      model does."
+                # GOTCHA: it is exactly ∇L on deterministic dynamics (tests). On stochastic ones (FrozenLake) it is the
+                #      gradient of the maximum-causal-entropy dual, whose optimum matches the feature counts; the
+                #      demos' action log-likelihood is then a diagnostic, and can fall for a while and rise again.
+                surrogate = ((demo_visits - visits) * reward).sum()
+                optimizer.zero_grad()
+                (-surrogate).backward()  # ascent on L
+                optimizer.step()
+                nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
+                gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
+                writer.add_scalar("losses/demo_nll", nll, iteration)
+            else:
+                with torch.no_grad():
+                    mus, margins = torch.stack(found["mus"]), torch.stack(found["margins"])  # (k, d), (k,)
+                    # [S7] w from the policies found so far. max-margin (notes 001, step 2):
+                    #          min ½‖w‖² + Cζ  s.t.  wᵀμ̃ ≥ wᵀμ(π_j) + D(π_j, π*) − ζ  for j = 0..i−1;
+                    #      projection (Abbeel & Ng): w_i = μ̃ − μ̄_{i−1}, t_i = ‖w_i‖₂, done when t_i ≤ tolerance.
+                    if args.method == "max-margin":
+                        w, found["zeta"], _ = max_margin_weights(demo_mu - mus, margins, args.slack_c)
+                    else:
+                        w = demo_mu - found["mu_bar"]
+                        found["converged"] = float(w.norm()) <= args.tolerance
+                    reward_model.net.weight.copy_(w[None, :])
+                    reward = reward_model()  # (S+1,) r_w(s) = wᵀx(s)
+                    # [S8] π_i ← the optimal policy for r_w (notes 001, step 3), by value iteration
+                    policy, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S+1)
+                    # [S9] its μ(π_i) and D(π_i, π*) join the set (step 4). max-margin is done when π_i, the best
+                    #      answer to w, already keeps every constraint: wᵀ(μ̃ − μ(π_i)) ≥ D(π_i, π*) − ζ − tolerance
+                    #      (the problem of [S7] would not change); projection moves μ̄ towards μ̃.
+                    if not found["converged"]:
+                        mu, margin = add_policy(found, policy, next_state, prob, demo_start, features, demo_visits,
+                                                args.margin)
+                        violation = float(margin - w @ (demo_mu - mu)) - found["zeta"]
+                        if args.method == "max-margin" and violation <= args.tolerance:
+                            found["converged"] = True
+                            for key in ("policies", "mus", "margins"):  # (it changes nothing: keep the set as solved)
+                                found[key].pop()
+                        if args.method == "projection":
+                            found["mu_bar"] = project_onto_segment(found["mu_bar"], mu, demo_mu)
+                    gap = float((demo_mu - feature_expectations(torch.log(nn.functional.one_hot(
+                        policy, mdp["num_actions"]).to(features.dtype)), next_state, prob, demo_start,
+                        features)[0]).abs().sum())
+                    nll = float("nan")  # (the policies here are deterministic: the demos' likelihood is 0 or 1)
+                writer.add_scalar("losses/margin_slack" if args.method == "max-margin" else "losses/projection_t",
+                                  found["zeta"] if args.method == "max-margin" else float(w.norm()), iteration)
+                writer.add_scalar("losses/policies_found", len(found["policies"]), iteration)
 
-            # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching);
-            #      nll: the demos' negative log-likelihood per demo, falls while learning (on deterministic dynamics
-            #      a rise means the step size is too big; on stochastic ones see the GOTCHA above);
-            #      evd: the expert's true return minus that of the MaxEnt-optimal policy under r_θ (its most likely
-            #      action), → 0 when IRL worked; evd_hard: the same for the hard-max optimal policy (plans_under);
-            #      reward_corr: correlation of r_θ and R, can stay low though evd = 0 (many rewards fit the same demos).
-            nll = -float(demo_log_likelihood(log_pi, demo_states, demo_actions, alive))
-            gap = float(maxent_gradient(demo_visits, visits, features).abs().sum())
-            writer.add_scalar("losses/demo_nll", nll, iteration)
+            # [S6] diagnostics. feature_gap = ‖μ̃ − E[μ]‖₁ → 0 at the optimum (feature matching; max-margin and
+            #      projection: of the policy π_i planned this round); nll: the demos' negative log-likelihood per demo,
+            #      falls while learning (on deterministic dynamics a rise means the step size is too big; on stochastic
+            #      ones see the GOTCHA above); evd: the expert's true return minus that of the MaxEnt-optimal policy
+            #      under r_θ (its most likely action; max-margin and projection: of π_i), → 0 when IRL worked;
+            #      evd_hard: the same for the hard-max optimal policy (plans_under); reward_corr: correlation of r_θ
+            #      and R, can stay low though evd = 0 (many rewards fit the same demos).
             writer.add_scalar("losses/feature_gap", gap, iteration)
-            if iteration % args.log_every == 0 or iteration == args.iterations:
+            if iteration % args.log_every == 0 or iteration == args.iterations or found["converged"]:
                 with torch.no_grad():
                     reward = reward_model()
                     plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
                     evd, evd_hard = expert_return - plans["return"], expert_return - plans["hard_return"]
+                    if args.method != "maxent":  # the EVD of this round's π_i, optimal under r_w
+                        evd = expert_return - policy_return(policy, true_reward, next_state, prob, p0)
                     corr = reward_correlation(reward[real], true_reward[real])
                 writer.add_scalar("losses/evd", evd, iteration)
                 writer.add_scalar("losses/evd_hard", evd_hard, iteration)
@@ -517,38 +750,71 @@ def main(args: Args) -> dict:
                 history.append({"iteration": iteration, "nll": nll, "feature_gap": gap, "evd": evd, "evd_hard": evd_hard,
                                 "reward_corr": corr})
                 print(f"iter {iteration:>5}  demo nll {nll:9.4f}  feature gap {gap:8.4f}  EVD {evd:8.4f} (hard max "
-                      f"{evd_hard:7.4f})  reward corr {corr:6.3f}", flush=True)
+                      f"{evd_hard:7.4f})  reward corr {corr:6.3f}" + ("" if args.method == "maxent" else
+                      f"  policies {len(found['policies'])}" + ("  converged" if found["converged"] else "")),
+                      flush=True)
 
             # Safe point, after iteration `iteration` (the demos are drawn again from --seed on --resume).
-            check_finite(run_dir, iteration, **{"the reward": reward_model, "the demos' log-likelihood": nll})
+            check_finite(run_dir, iteration, **{"the reward": reward_model, "the feature gap": gap},
+                         **({"the demos' log-likelihood": nll} if args.method == "maxent" else {}))
             if stop.received or checkpoint_due(iteration - 1, iteration, args.checkpoint_every):
                 save_training_state(run_dir, {
                     "script": "maxent_irl.py", "global_step": iteration, "train_time": time.time() - start_time,
                     "reward_model": reward_model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": history})
+                    "history": history, "found": found})
             if stop.received:
                 writer.close()
                 raise Interrupted(stop_line("maxent_irl.py", stop.received, iteration, run_dir))
+    mixture = None
+    if args.method == "projection":  # Abbeel & Ng's answer: the mixture of the policies found closest to μ̃
+        mixture = (torch.stack(found["policies"]), mixture_weights(torch.stack(found["mus"]), demo_mu))
     learn_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
-             "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history}
+             "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history,
+             "policies_found": len(found["policies"]), "converged": found["converged"], "slack": found["zeta"]}
+    policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)
+    output_mu = sum(float(lam) * feature_expectations(torch.log(nn.functional.one_hot(
+        pi, mdp["num_actions"]).to(features.dtype)), next_state, prob, demo_start, features)[0]
+        for pi, lam in zip(policies, weights))
+    extra["feature_gap"] = float((demo_mu - output_mu).abs().sum())  # ‖μ̃ − μ(answer)‖₁
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
-                     expert_return, train_time, extra)
+                     expert_return, train_time, extra, mixture)
     writer.close()
     return summary
 
 
 # ── Evaluation ─────────────────────────────────────────────────────────────────────────────────────
+def output_policies(args: Args, reward_model: RewardModel, next_state: torch.Tensor, prob: torch.Tensor,
+                    horizon: int, mixture: Optional[tuple]) -> tuple:
+    """The answer of each method as deterministic policies (k, H, S) and the probability of each (k,): maxent, the
+    MaxEnt-optimal policy under r_θ (most likely action); max-margin, the optimal policy under r_w; projection, the
+    mixture (one policy drawn per episode)."""
+    if args.method == "projection":
+        return mixture
+    with torch.no_grad():
+        reward = reward_model()
+        if args.method == "maxent":
+            plan = backward_pass(reward, next_state, prob, horizon, args.backup)[0].argmax(-1)  # (H, S)
+        else:
+            plan = value_iteration(reward, next_state, prob, horizon)[0]  # (H, S)
+    return plan[None], torch.ones(1, dtype=reward.dtype, device=reward.device)
+
+
 def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward_model: RewardModel, mdp: dict,
            next_state: torch.Tensor, prob: torch.Tensor, true_reward: torch.Tensor, p0: torch.Tensor, horizon: int,
-           expert_return: float, train_time: float, extra: dict) -> dict:
+           expert_return: float, train_time: float, extra: dict, mixture: Optional[tuple] = None) -> dict:
     """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
     with torch.no_grad():
         reward = reward_model()  # (S+1,)
         plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
-    plan, log_pi, learned_return, hard_return = plans["plan"], plans["log_pi"], plans["return"], plans["hard_return"]
+    log_pi, hard_return = plans["log_pi"], plans["hard_return"]
+    policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)  # (k, H, S), (k,)
+    # the answer's exact return: Σ_j λ_j E[Σ_t R(s_t) | π_j] (one policy, λ = 1, but for projection's mixture)
+    learned_return = sum(float(lam) * policy_return(pi, true_reward, next_state, prob, p0)
+                         for pi, lam in zip(policies, weights))
+    plan = policies[int(weights.argmax())]  # (H, S) the one policy (projection: the most likely one of the mixture)
     real = slice(0, mdp["num_states"])
     # model.pt first: a failure in the evaluation must not lose the learned reward
     if args.save_model and args.checkpoint is None:
@@ -558,11 +824,21 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
             "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states, (S,)
             "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
             "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
+            "method": args.method,
+            # projection's answer: policy j (H, S+1 with the exit state) played with probability weights[j]
+            "mixture": None if mixture is None else {"policies": mixture[0].cpu().clone(),
+                                                     "weights": mixture[1].cpu().clone()},
         }, os.path.join(run_dir, "model.pt"))
         remove_checkpoint(run_dir)
     # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.
-    eval_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
-    _, _, _, eval_returns = collect_demos(env, plan.cpu().numpy(), eval_seeds, horizon, mdp["num_states"])
+    # (A mixture: episode i plays policy j_i ∼ λ, drawn from --eval-seed.)
+    eval_seeds = np.array([args.eval_seed + i for i in range(args.eval_episodes)])
+    chosen = np.random.default_rng(args.eval_seed).choice(len(weights), size=len(eval_seeds),
+                                                          p=(weights / weights.sum()).cpu().numpy())
+    eval_returns = np.zeros(len(eval_seeds))
+    for j in np.unique(chosen):
+        eval_returns[chosen == j] = collect_demos(env, policies[j].cpu().numpy(), list(eval_seeds[chosen == j]),
+                                                  horizon, mdp["num_states"])[3]
     if len(eval_returns):
         writer.add_scalar("eval/return", float(eval_returns.mean()), args.iterations)
 
@@ -575,9 +851,9 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         "eval_return_std": float(eval_returns.std()) if len(eval_returns) else None,
         "eval_returns": [float(r) for r in eval_returns],
         "train_return_last100": None,  # no training episodes
-        "checkpoint": args.checkpoint, "run_dir": run_dir,
+        "checkpoint": args.checkpoint, "run_dir": run_dir, "method": args.method,
         "expert_return": expert_return,  # exact, from the model
-        "learned_policy_return": learned_return,  # exact: the MaxEnt-optimal policy under r_θ, scored with the true R
+        "learned_policy_return": learned_return,  # exact: the method's answer (output_policies), scored with the true R
         "evd": expert_return - learned_return,
         "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA in plans_under)
         "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
@@ -585,7 +861,9 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         **extra,
     }
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
-    print(f"MaxEnt-optimal policy under the learned reward: true return {learned_return:.4f} (exact) vs the expert's "
+    answer = {"maxent": "MaxEnt-optimal policy under the learned reward", "max-margin": "optimal policy under the "
+              "learned reward", "projection": f"mixture of {len(weights)} policies"}[args.method]
+    print(f"{answer}: true return {learned_return:.4f} (exact) vs the expert's "
           f"{expert_return:.4f}; EVD {summary['evd']:.4f} (hard max: {summary['evd_hard']:.4f}); reward correlation "
           f"{summary['reward_corr']:.3f}")
     if len(eval_returns):
@@ -640,6 +918,12 @@ def check_args(args: Args) -> None:
         (args.learning_rate > 0, "--learning-rate must be positive"),
         (args.hidden_size >= 1 and args.torch_threads >= 1, "--hidden-size and --torch-threads must be at least 1"),
         (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
+        (0 <= args.expert_noise <= 1, "--expert-noise must be a probability in [0, 1]"),
+        (args.slack_c > 0 and args.tolerance >= 0, "--slack-c must be positive and --tolerance >= 0"),
+        (args.method == "maxent" or args.reward_model == "linear",
+         f"--method {args.method} learns a linear reward wᵀx(s): use --reward-model linear"),
+        (args.method == "maxent" or args.backup == "soft", f"--backup is MaxEnt's; --method {args.method} plans by "
+                                                           f"value iteration"),
     ]
     if args.checkpoint_every < 0:
         raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
@@ -938,7 +1222,8 @@ def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
 
 
 def load_checkpoint(path: str, args: Args) -> dict:
-    """Read a model.pt written by this script for the same MDP, features and model; adopt its horizon and backup."""
+    """Read a model.pt written by this script for the same MDP, features and model; adopt its horizon, backup and
+    method (the method decides which policy answers: output_policies)."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint '{path}' does not exist")
     try:
@@ -953,6 +1238,7 @@ def load_checkpoint(path: str, args: Args) -> dict:
             raise UserError(f"checkpoint '{path}' was made with --{key.replace('_', '-')} {ckpt['args'][key]}, "
                             f"not {getattr(args, key)}")
     args.horizon, args.backup = ckpt["args"]["horizon"], ckpt["args"]["backup"]
+    args.method = ckpt["args"].get("method", "maxent")
     return ckpt
 
 

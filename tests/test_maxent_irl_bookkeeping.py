@@ -58,3 +58,50 @@ def test_the_forward_pass_starts_from_the_demos_starts_and_the_updates_match_the
     # ascent on the likelihood: the expected visits approach the demos' (the feature-matching gap shrinks)
     gaps = [float((demo_visits - visits).abs().sum()) for _, visits in seen["forward"][:30]]
     assert gaps[-1] < 0.5 * gaps[0], gaps
+
+
+def test_max_margin_solves_over_every_policy_found_so_far(tmp_path, monkeypatch):
+    """Round i's margin problem holds the constraints of π_0..π_{i−1}, in order: Δ_j = μ̃ − μ(π_j) and D_j exactly as
+    add_policy computed them when π_j joined the set (and the same μ̃ throughout)."""
+    added, solved = [], []
+    real_add, real_solve = maxent_irl.add_policy, maxent_irl.max_margin_weights
+
+    def add(*a, **k):
+        added.append(real_add(*a, **k))
+        return added[-1]
+
+    def solve(deltas, margins, slack_c):
+        solved.append((deltas.clone(), margins.clone()))
+        return real_solve(deltas, margins, slack_c)
+
+    monkeypatch.setattr(maxent_irl, "add_policy", add)
+    monkeypatch.setattr(maxent_irl, "max_margin_weights", solve)
+    maxent_irl.main(maxent_irl.Args(method="max-margin", grid_size=5, slack_c=1e6, iterations=6, num_demos=10,
+                                    eval_episodes=0, save_model=False, runs_dir=str(tmp_path)))
+    assert len(solved) >= 2
+    demo_mu = solved[0][0][0] + added[0][0]  # μ̃ = Δ_0 + μ(π_0)
+    for i, (deltas, margins) in enumerate(solved):
+        assert deltas.shape[0] == margins.shape[0] == i + 1  # π_0 (random) and one more per round
+        for j in range(i + 1):
+            assert torch.allclose(deltas[j], demo_mu - added[j][0], atol=1e-12)
+            assert float(margins[j]) == float(added[j][1])
+
+
+def test_projection_feeds_each_projection_back_and_closes_in(tmp_path, monkeypatch):
+    """Abbeel & Ng's μ̄: each round projects from the previous round's μ̄, and ‖μ̃ − μ̄‖ never grows."""
+    calls = []
+    real = maxent_irl.project_onto_segment
+
+    def spy(mu_bar, mu_new, demo_mu):
+        calls.append((mu_bar.clone(), real(mu_bar, mu_new, demo_mu), demo_mu))
+        return calls[-1][1]
+
+    monkeypatch.setattr(maxent_irl, "project_onto_segment", spy)
+    maxent_irl.main(maxent_irl.Args(method="projection", grid_size=5, tolerance=0.0, iterations=12, num_demos=10,
+                                    eval_episodes=0, save_model=False, runs_dir=str(tmp_path)))
+    assert len(calls) == 12
+    for (_, out, _), (nxt, _, _) in zip(calls, calls[1:]):
+        assert torch.equal(nxt, out)
+    distances = [float((demo - out).norm()) for _, out, demo in calls]
+    assert all(b <= a + 1e-12 for a, b in zip(distances, distances[1:]))
+    assert distances[-1] < float((calls[0][2] - calls[0][0]).norm())  # it moved

@@ -31,6 +31,8 @@ def test_help_works():
     ("gridworld", ["--features", "coords", "--reward-model", "mlp", "--slip", "0.1", "--grid-size", "5"]),
     ("FrozenLake-v1", ["--backup", "ziebart", "--horizon", "20"]),
     ("FrozenLake8x8-v1", []),
+    ("gridworld", ["--method", "max-margin", "--margin", "uniform", "--expert-noise", "0.2"]),
+    ("FrozenLake-v1", ["--method", "projection", "--features", "coords"]),
 ])
 def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     result = run_cli("--env", env_id, "--runs-dir", str(tmp_path), *TINY, *extra)
@@ -57,6 +59,10 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     (["--learning-rate", "0"], "--learning-rate"),
     (["--grid-size", "1"], "--grid-size"),
     (["--checkpoint", "no/such/model.pt"], "does not exist"),
+    (["--method", "max-margin", "--reward-model", "mlp"], "--reward-model linear"),
+    (["--method", "projection", "--backup", "ziebart"], "--backup is MaxEnt's"),
+    (["--expert-noise", "1.5"], "--expert-noise"),
+    (["--slack-c", "0"], "--slack-c"),
     (["--runs-dir", "/proc/no/such/folder"], "cannot create folder"),
 ])
 def test_bad_input_gives_one_clear_line(argv, needle):
@@ -88,3 +94,25 @@ def test_same_seed_same_reward(tmp_path):
     first = maxent_irl.main(maxent_irl.Args(**args, runs_dir=str(tmp_path / "a")))
     second = maxent_irl.main(maxent_irl.Args(**args, runs_dir=str(tmp_path / "b")))
     assert first["history"] == second["history"] and first["eval_returns"] == second["eval_returns"]
+
+
+def test_a_projection_mixture_is_saved_and_reloaded_with_its_weights(tmp_path):
+    """Projection's answer is a mixture: model.pt keeps every policy and its weight (summing to 1), the summary's
+    exact return is the weighted sum of the policies' returns, and --checkpoint reproduces the evaluation."""
+    trained = maxent_irl.main(maxent_irl.Args(method="projection", grid_size=5, iterations=30, num_demos=20,
+                                              eval_episodes=6, runs_dir=str(tmp_path / "train")))
+    model = torch.load(os.path.join(trained["run_dir"], "model.pt"), weights_only=True)
+    policies, weights = model["mixture"]["policies"], model["mixture"]["weights"]
+    assert policies.shape[0] == weights.shape[0] == trained["policies_found"] and model["method"] == "projection"
+    assert (weights >= 0).all() and float(weights.sum()) == pytest.approx(1.0)
+    env = maxent_irl.GridWorld(5)
+    mdp = maxent_irl.tabular_model(env, "gridworld")
+    exact = sum(float(lam) * maxent_irl.policy_return(pi, torch.as_tensor(mdp["reward"]),
+                                                       torch.as_tensor(mdp["next_state"]),
+                                                       torch.as_tensor(mdp["prob"]), torch.as_tensor(mdp["p0"]))
+                for pi, lam in zip(policies, weights))
+    assert trained["learned_policy_return"] == pytest.approx(exact)
+    reloaded = maxent_irl.main(maxent_irl.Args(grid_size=5, checkpoint=os.path.join(trained["run_dir"], "model.pt"),
+                                               eval_episodes=6, runs_dir=str(tmp_path / "eval")))
+    assert reloaded["method"] == "projection" and reloaded["eval_returns"] == trained["eval_returns"]
+    assert reloaded["learned_policy_return"] == pytest.approx(trained["learned_policy_return"])

@@ -278,3 +278,129 @@ def test_gridworld_model():
     t = dense(torch.as_tensor(mdp["next_state"]), torch.as_tensor(mdp["prob"]))
     np.testing.assert_allclose(t[0, 1, [0, 1, 4]], [0.5 + 0.3, 0.1, 0.1])
     assert mdp["reward"][15] == 1.0 and (mdp["reward"][mdp["p0"] > 0] == 0).all()
+
+
+# ── Max-margin feature matching and the projection method ────────────────────────────────────────────────────────
+def test_feature_expectations_equal_enumeration_of_every_trajectory():
+    """μ(π) = E_π[Σ_t x(s_t)] of a stochastic non-stationary policy on stochastic dynamics, by enumeration."""
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 21)
+    rng = np.random.default_rng(3)
+    log_pi = torch.log(torch.as_tensor(rng.dirichlet(np.ones(num_actions), size=(horizon, num_states))))
+    p0 = torch.tensor([0.5, 0.0, 0.5])
+    features = torch.as_tensor(rng.normal(size=(num_states, 2)))
+    mu, visits = mi.feature_expectations(log_pi, next_state, prob, p0, features)
+    t = dense(next_state, prob)
+    brute = np.zeros(2)
+    for s0 in (0, 2):
+        for states, actions, p in trajectories(t, s0, horizon):
+            w = 0.5 * p * math.prod(math.exp(log_pi[i, states[i], actions[i]]) for i in range(horizon - 1))
+            brute += w * sum(features[s].numpy() for s in states)
+    np.testing.assert_allclose(mu.numpy(), brute, atol=1e-12)
+    np.testing.assert_allclose(visits.sum().item(), horizon, atol=1e-12)
+
+
+def test_a_policys_return_is_w_dot_mu_and_feature_matching_bounds_the_return_gap():
+    """Notes 000: V^π = wᵀμ(π) for a linear reward, and ‖μ(π) − μ(π*)‖₁ ≤ ε ⇒ |wᵀμ(π) − wᵀμ(π*)| ≤ ε for ‖w‖_∞ ≤ 1,
+    on the gridworld with one-hot features (w = R is the true reward, ‖R‖_∞ = 1)."""
+    env = mi.GridWorld(5, slip=0.2)
+    mdp = mi.tabular_model(env, "gridworld")
+    next_state, prob = torch.as_tensor(mdp["next_state"]), torch.as_tensor(mdp["prob"])
+    features = torch.as_tensor(mi.state_features("onehot", env, "gridworld"))  # (S+1, S)
+    reward, p0 = torch.as_tensor(mdp["reward"]), torch.as_tensor(mdp["p0"])
+    rng = np.random.default_rng(0)
+    policies = [torch.as_tensor(rng.integers(5, size=(8, 26))) for _ in range(2)]
+    mus = []
+    for policy in policies:
+        log_pi = torch.log(torch.nn.functional.one_hot(policy, 5).double())
+        mu, _ = mi.feature_expectations(log_pi, next_state, prob, p0, features)
+        np.testing.assert_allclose(float(reward[:25] @ mu), mi.policy_return(policy, reward, next_state, prob, p0),
+                                   atol=1e-12)
+        mus.append(mu)
+    eps = float((mus[0] - mus[1]).abs().sum())
+    for w in rng.uniform(-1, 1, size=(2000, 25)):
+        assert abs(float(torch.as_tensor(w) @ (mus[0] - mus[1]))) <= eps + 1e-12
+    # the bound is tight: w = sign(μ(π_1) − μ(π_2)) reaches it
+    np.testing.assert_allclose(float(torch.sign(mus[0] - mus[1]) @ (mus[0] - mus[1])), eps, atol=1e-12)
+
+
+@pytest.mark.parametrize("at_most", [False, True])
+def test_simplex_projection_is_the_closest_point(at_most):
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        v = torch.as_tensor(rng.normal(size=4) * 2)
+        x = mi.project_simplex(v, 1.5, at_most)
+        assert (x >= 0).all() and (x.sum() <= 1.5 + 1e-12 if at_most else abs(float(x.sum()) - 1.5) < 1e-12)
+        # no feasible point is closer (random feasible points, and the vertices)
+        points = rng.dirichlet(np.ones(4), size=5000) * 1.5 * (rng.uniform(size=(5000, 1)) if at_most else 1)
+        assert float((x - v).norm()) <= np.linalg.norm(points - v.numpy(), axis=1).min() + 1e-12
+
+
+def margin_objective(w, deltas, margins, c):
+    return 0.5 * float(w @ w) + c * max(0.0, float((margins - deltas @ w).max()))
+
+
+@pytest.mark.parametrize("c", [0.3, 100.0])
+def test_max_margin_weights_equal_brute_force_on_a_tiny_problem(c):
+    """½‖w‖² + C max(0, max_j D_j − wᵀΔ_j) over a fine grid of w ∈ R², against the dual solver's answer."""
+    deltas = torch.tensor([[1.0, 0.2], [0.3, 1.0], [-0.5, 0.8]])
+    margins = torch.tensor([1.0, 0.5, 0.8])
+    w, zeta, alpha = mi.max_margin_weights(deltas, margins, c)
+    grid = torch.linspace(-3, 3, 1201)
+    ww = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)  # (N, 2)
+    brute = 0.5 * (ww * ww).sum(1) + c * (margins[None, :] - ww @ deltas.T).max(1).values.clamp(min=0)
+    best = int(brute.argmin())
+    assert margin_objective(w, deltas, margins, c) <= float(brute[best]) + 1e-9
+    np.testing.assert_allclose(w.numpy(), ww[best].numpy(), atol=0.01)  # (the grid's step is 0.005)
+    assert zeta == pytest.approx(max(0.0, float((margins - deltas @ w).max())))
+    assert (alpha >= 0).all() and float(alpha.sum()) <= c + 1e-12
+
+
+def test_max_margin_weights_close_the_duality_gap():
+    """Primal ½‖w‖² + Cζ equals the dual Σ α_j D_j − ½‖Σ α_j Δ_j‖² at the answer (which proves both optimal), on
+    random problems in 30 dimensions with 25 constraints, hard and soft."""
+    rng = np.random.default_rng(7)
+    for c in (0.05, 1.0, 1e3):
+        deltas = torch.as_tensor(rng.normal(size=(25, 30)))
+        margins = torch.as_tensor(rng.uniform(0.5, 2.0, size=25))
+        w, zeta, alpha = mi.max_margin_weights(deltas, margins, c)
+        primal = 0.5 * float(w @ w) + c * zeta
+        dual = float(alpha @ margins) - 0.5 * float((deltas.T @ alpha) @ (deltas.T @ alpha))
+        assert primal - dual <= 1e-7 * max(1.0, primal), (c, primal, dual)
+        # the exact step on the answer's face (its non-zero α_j, Σα = C or free) gives the answer back
+        polished = mi.polish_face(deltas @ deltas.T, margins, c, True, alpha > 0)
+        assert polished is not None and torch.allclose(polished, alpha, atol=1e-6 * max(1.0, c)), c
+
+
+def test_projection_step_is_the_closest_point_of_the_segment():
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        mu_bar, mu_new, demo = (torch.as_tensor(rng.normal(size=3)) for _ in range(3))
+        got = mi.project_onto_segment(mu_bar, mu_new, demo)
+        direction = mu_new - mu_bar  # got = μ̄ + c (μ(π_i) − μ̄) with c in [0, 1]: a mixture of the two
+        c = float((got - mu_bar) @ direction / (direction @ direction))
+        assert -1e-12 <= c <= 1 + 1e-12 and torch.allclose(got, mu_bar + c * direction, atol=1e-12)
+        cs = torch.linspace(0, 1, 100001, dtype=torch.float64)[:, None]
+        segment = mu_bar + cs * (mu_new - mu_bar)
+        assert float((got - demo).norm()) <= float((segment - demo).norm(dim=1).min()) + 1e-12
+
+
+def test_mixture_weights_find_the_closest_point_of_the_hull():
+    """Three policies' μ in the plane, μ̃ outside their triangle and nearer the origin: the closest point of the
+    triangle (weights summing to 1, not at most 1), by brute force."""
+    mus = torch.tensor([[1.0, 1.0], [3.0, 1.0], [1.0, 2.0]])
+    demo = torch.tensor([0.5, 0.8])
+    lam = mi.mixture_weights(mus, demo)
+    assert (lam >= 0).all() and abs(float(lam.sum()) - 1) < 1e-12
+    points = torch.as_tensor(np.random.default_rng(1).dirichlet(np.ones(3), size=200000)) @ mus
+    assert float((lam @ mus - demo).norm()) <= float((points - demo).norm(dim=1).min()) + 1e-12
+
+
+def test_visit_distance_counts_the_visits_spent_elsewhere():
+    """D(π, π*) = ½ Σ_s |D^π(s) − D̃(s)|: two paths of H = 4 states that share their first two states differ in 2
+    visits; a policy against itself, 0; half of the time elsewhere for 2 of 4 steps, 1."""
+    expert = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # visits of s0 s1 s2 s3
+    other = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 1.0])   # s0 s1 s4 s5
+    assert float(mi.visit_distance(other, expert)) == 2.0
+    assert float(mi.visit_distance(expert, expert)) == 0.0
+    assert float(mi.visit_distance(0.5 * (expert + other), expert)) == 1.0

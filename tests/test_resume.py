@@ -46,6 +46,11 @@ RESUMABLE = {
     "mppi": (["--env", "Pendulum-v1", "--model", "learned", "--total-timesteps", "60", "--random-steps", "20",
               "--refit-every", "20", "--num-samples", "20", "--horizon", "5", "--model-epochs", "2"], "mppi_plan", 12),
     "maxent_irl": (["--iterations", "12", "--num-demos", "5", "--log-every", "5"], "backward_pass", 4),
+    # (max-margin and projection: the set of policies found, their μ and gaps, and projection's μ̄ travel too)
+    "maxent_irl-max-margin": (["--method", "max-margin", "--slack-c", "1e6", "--iterations", "12", "--num-demos", "5",
+                               "--log-every", "100"], "value_iteration", 4),
+    "maxent_irl-projection": (["--method", "projection", "--tolerance", "0", "--iterations", "12", "--num-demos",
+                               "5", "--log-every", "100"], "value_iteration", 4),
     # (offline: the dataset and the minibatch generator; the loop's unit is the iteration)
     "awr-offline": (["--env", "Pendulum-v1", "--offline", "--offline-iterations", "5", "--num-demos", "2",
                      "--random-episodes", "2", "--value-steps", "4", "--policy-steps", "4", "--batch-size", "32"],
