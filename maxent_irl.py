@@ -447,7 +447,10 @@ def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_
     """
     def fw_gap(alpha: torch.Tensor) -> float:
         grad = gram @ alpha - linear  # ∇f(α)
-        best_vertex = total * (min(float(grad.min()), 0.0) if at_most else float(grad.min()))
+        # (round-off in ∇f, ~1e-16 of its terms, must not count as a descent direction: times a large total it would
+        # keep the gap above tol for ever)
+        noise = 1e-12 * (float((gram.abs() @ alpha.abs()).max()) + float(linear.abs().max()))
+        best_vertex = total * (min(float(grad.min()) + noise, 0.0) if at_most else float(grad.min()))
         objective = float(0.5 * alpha @ gram @ alpha - linear @ alpha)
         return (float(grad @ alpha) - best_vertex) / max(1.0, abs(objective))
 

@@ -13,7 +13,14 @@ Also FrozenLake-v1 with notes 000's backward pass as printed (--backup ziebart),
 Part 2, time per iteration (one backward pass, one forward pass, one gradient step) on N×N gridworlds with H = 2N,
 --slip 0.1 (5 successors per state-action), float64, on this machine's CPU with 1 thread (and on CUDA if present):
 the passes are tensor operations over (S, A, K), with a Python loop over the H steps only.
+Part 3, methods: MaxEnt beside max-margin feature matching (notes 001's IRL v1: --margin visits with C = 10, the
+default; --margin uniform, the notes' plain version; C = 10⁶, a hard margin) and Abbeel & Ng's projection method, on
+the same demos (200, seeds 1-3) of the gridworld and FrozenLake-v1, from the optimal expert and from a noisily optimal
+one (--expert-noise 0.3: a random action 30% of the time), 200 iterations or rounds. EVD and the fraction of the
+expert are the answer's (MaxEnt: its MaxEnt-optimal policy; max-margin: the optimal policy under r_w; projection: the
+mixture); the feature gap is ‖μ̃ − μ(answer)‖₁ (of H visits, one-hot features).
 Writes benchmark/results/maxent_irl/maxent_irl.json.
+    python benchmark/bench_maxent_irl.py --part methods   # rerun part 3 only, keep parts 1 and 2
 """
 import argparse
 import json
@@ -50,6 +57,32 @@ def demos_part() -> list:
         rows.append({"env": env, "num_demos": m, "backup": backup, "runs": runs,
                      "command": f"python maxent_irl.py --env {env} --num-demos {m} --backup {backup} --seed {{1,2,3}}"})
         print(f"{env} m={m} {backup}: EVD {np.mean([r['evd'] for r in runs]):.4f}", flush=True)
+    return rows
+
+
+METHODS = [("maxent", {}), ("max-margin", {}), ("max-margin", {"margin": "uniform"}),
+           ("max-margin", {"slack_c": 1e6}), ("projection", {})]
+
+
+def methods_part() -> list:
+    rows = []
+    for env in ENVS:
+        for noise in (0.0, 0.3):
+            for method, extra in METHODS:
+                runs = []
+                for seed in SEEDS:
+                    s = maxent_irl.main(maxent_irl.Args(env=env, seed=seed, method=method, expert_noise=noise,
+                                                        iterations=200, eval_episodes=0, save_model=False,
+                                                        runs_dir=RUNS, log_every=200, **extra))
+                    runs.append({k: s[k] for k in ("seed", "evd", "expert_fraction", "feature_gap", "reward_corr",
+                                                    "policies_found", "slack", "wall_time_s", "demo_return_mean",
+                                                    "expert_return")})
+                flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k} {v}"
+                                 for k, v in extra.items())
+                rows.append({"env": env, "expert_noise": noise, "method": method, "extra": extra, "runs": runs,
+                             "command": f"python maxent_irl.py --env {env} --method {method} {flags} "
+                                        f"--expert-noise {noise:g} --seed {{1,2,3}}".replace("  ", " ")})
+                print(f"{env} noise {noise} {method} {extra}: EVD {np.mean([r['evd'] for r in runs]):.4f}", flush=True)
     return rows
 
 
@@ -95,6 +128,20 @@ def tables(results: dict) -> None:
         f = lambda k: f"{np.mean([r[k] for r in runs]):.3f} ± {np.std([r[k] for r in runs]):.3f}"  # noqa: E731
         print(f"| {row['env']} | {row['backup']} | {row['num_demos']} | {f('evd')} | {f('expert_fraction')} | "
               f"{f('evd_hard')} | {f('reward_corr')} |")
+    if "methods" in results:
+        print("\n| env | demonstrator | method | fraction of expert | EVD | feature gap ‖μ̃ − μ‖₁ | reward corr. | "
+              "policies | demos' own fraction |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for row in results["methods"]:
+            runs = row["runs"]
+            f = lambda k, d=3: f"{np.mean([r[k] for r in runs]):.{d}f} ± {np.std([r[k] for r in runs]):.{d}f}"  # noqa
+            name = row["method"] + "".join(f", {k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f", {v} D"
+                                           for k, v in row["extra"].items())
+            who = "optimal" if row["expert_noise"] == 0 else f"noisy ({row['expert_noise']:g})"
+            demos = np.mean([r["demo_return_mean"] / r["expert_return"] for r in runs])
+            policies = "—" if row["method"] == "maxent" else f"{np.mean([r['policies_found'] for r in runs]):.0f}"
+            print(f"| {row['env']} | {who} | {name} | {f('expert_fraction')} | {f('evd')} | {f('feature_gap', 2)} | "
+                  f"{f('reward_corr')} | {policies} | {demos:.2f} |")
     print("\n| grid | states | H | device | ms per iteration |")
     print("| --- | ---: | ---: | --- | ---: |")
     for row in results["timing"]:
@@ -105,7 +152,7 @@ def tables(results: dict) -> None:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--part", choices=["all", "demos", "timing"], default="all",
+    parser.add_argument("--part", choices=["all", "demos", "timing", "methods"], default="all",
                         help="rerun one part, keeping the other from the results file")
     cli = parser.parse_args()
     if cli.table_only:
@@ -120,6 +167,8 @@ def main():
             results = json.load(f)
     if cli.part in ("all", "demos"):
         results["demos"] = demos_part()
+    if cli.part in ("all", "methods"):
+        results["methods"] = methods_part()
     if cli.part in ("all", "timing"):
         results["timing"] = [row for d in devices for row in timing_part(d)]
     results.update({"command": "python benchmark/bench_maxent_irl.py", "torch": torch.__version__})
