@@ -42,12 +42,19 @@ V^π = wᵀμ(π) under a linear reward. [S1], [S2] and [S6] as above (μ̃ = Σ
     finally: max-margin answers w and the optimal policy under r_w; projection the mixture of π_0..π_i whose
              Σ_j λ_j μ(π_j) is closest to μ̃ (one policy drawn per episode)
 
+--reward-on state-action | transition: r(s, a) or r(s, a, s') instead of r(s) (Taxi-v4 pays −10 for an illegal
+drop-off; CliffWalking-v1 −100 for a step into the cliff). The derivation holds unchanged (notes 001's backup with the
+reward inside the expectation over s'): [S3] log Z_{a,k}(s,a) = E_{s'}[r(s,a,s') + log Z_{s,k−1}(s')], the last action
+unpaid; [S2] and [S4] count transitions instead of states, ρ̃(s,a,s') from the demos and ρ(s,a,s') =
+Σ_{t<H−1} D_t(s) π_t(a|s) P(s'|s,a) from the model; [S5] steps along Σ (ρ̃ − ρ) x(s,a,s').
+
 Run:
     python maxent_irl.py                                   # the built-in 10×10 gridworld (seconds on a CPU)
     python maxent_irl.py --env FrozenLake-v1               # gymnasium's slippery lake, from env.unwrapped.P
     python maxent_irl.py --features coords --reward-model mlp   # a network reward on (row, col) features
     python maxent_irl.py --method max-margin               # notes 001's IRL v1 on the same demos
     python maxent_irl.py --env FrozenLake-v1 --expert-noise 0.3 --method max-margin   # ... where it breaks
+    python maxent_irl.py --env Taxi-v4 --reward-on transition   # a reward on (s, a, s'): 1.000 of the expert
 What a working run reaches: 1.000 of the expert's true return on the gridworld and 0.99 on FrozenLake-v1, in
 seconds (docs/maxent_irl.md, with the command behind each number).
 
@@ -67,6 +74,12 @@ Deviations from the paper and the notes:
     --backup soft, is notes 001's soft Bellman backup, Q = r + E_{s'}[V], V = log Σ_a e^Q (maximum causal entropy,
     Ziebart 2010): the expectation over s' moves outside the log. On deterministic dynamics the two are identical
     (one s' per action), which is where the tests compare them with enumeration.
+  - DEVIATION (max-margin): ½‖w‖² + Cζ instead of the notes' ‖w‖₂ + Cζ, the SVM form with an exact dual. Both trade
+    the same two convex quantities, so as C runs over (0, ∞) they reach the same answers (at different C).
+  - DEVIATION (max-margin, projection): μ(π) sums x(s_t) over the H states undiscounted, from the demos' start states,
+    as MaxEnt's visitation does here; the notes' μ is discounted (γ^t D_t) over an infinite horizon.
+  - DEVIATION (max-margin): the notes leave D(π, π*) open ("bigger for more different policies"); --margin visits
+    takes the number of the H state visits that π spends elsewhere than the demos, ½ Σ_s |D^π(s) − D̃(s)|.
 """
 
 
@@ -158,8 +171,13 @@ class Args:
     projection when ‖μ̃ − μ̄‖₂ (Abbeel & Ng's t) falls below it"""
 
     # --- the reward model and its optimisation ---
+    reward_on: Literal["state", "state-action", "transition"] = "state"
+    """what the learned reward depends on: r(s) (notes 000), r(s, a), or r(s, a, s') (Taxi-v4 pays on the action,
+    e.g. −10 for an illegal drop-off); the features below are extended to actions and next states"""
     features: Literal["onehot", "coords"] = "onehot"
-    """x(s): a one-hot vector per state (a reward table), or the (row, column) of the cell scaled to [0, 1]"""
+    """x(s): a one-hot vector per state (a reward table), or the (row, column) of the cell scaled to [0, 1]; with
+    --reward-on state-action one-hot (s, a) or [x(s), one-hot a]; with transition one-hot (s, a, s') over the
+    transitions the env can make, or [x(s), one-hot a, x(s')]"""
     reward_model: Literal["linear", "mlp"] = "linear"
     """r_θ(s) = wᵀx(s) (notes 000), or an MLP r_θ(x(s)) trained through autodiff (notes 001)"""
     hidden_size: int = 64
@@ -178,12 +196,14 @@ class Args:
 
 
 # ── Environment model ──────────────────────────────────────────────────────────────────────────────
-def tabular_model(env: gym.Env, env_id: str) -> dict:
+def tabular_model(env: gym.Env, env_id: str, reward_on: str = "state") -> dict:
     """The MDP as tensors, from P[s][a] = [(prob, next_state, reward, terminated), ...].
 
     GOTCHA: gymnasium's rewards belong to transitions (FrozenLake pays 1 on entering the goal); MaxEnt IRL's R(s)
     belongs to states. They agree when every transition into s' pays the same, R(s') (true of FrozenLake and the
-    gridworld); an env whose reward depends on the action or the origin (Taxi, CliffWalking) is refused.
+    gridworld); with reward_on="state" an env whose reward depends on the action or the origin (Taxi, CliffWalking) is
+    refused. With "state-action" or "transition" the true reward is the env's own r(s, a, s'), reward[s, a, k] (S+1,
+    A, K), and the model's return Σ_{t<H−1} r(s_t, a_t, s_{t+1}) equals the env's whatever the start.
     GOTCHA: a terminated episode has no more rewards, but the trajectories here all have H states. So one extra
     absorbing state, "exit" (index S), follows every terminal state, with reward 0 and zero features: the model's
     return Σ_{t<H} R(s_t) then equals the env's return of an episode of H − 1 steps (the start cells pay 0).
@@ -201,12 +221,18 @@ def tabular_model(env: gym.Env, env_id: str) -> dict:
             for k, (p, s2, r, done) in enumerate(unwrapped.P[s][a]):
                 next_state[s, a, k], prob[s, a, k] = s2, p
                 terminal[s2] |= bool(done) and p > 0
-    for s in np.flatnonzero(~terminal[:num_states]):  # (what a terminal state's own P says is never used: it is over)
+    transition_reward = np.zeros((num_states + 1, num_actions, width))  # (S+1, A, K) r(s, a, s'_k)
+    for s in np.flatnonzero(~terminal[:num_states]):  # (a terminal state's own P is never used: the episode is over)
+        for a in range(num_actions):
+            for k, (p, s2, r, _) in enumerate(unwrapped.P[s][a]):
+                transition_reward[s, a, k] = r
+    for s in np.flatnonzero(~terminal[:num_states]) if reward_on == "state" else []:  # (what a terminal state's own P says is never used: it is over)
         for a in range(num_actions):
             for p, s2, r, _ in unwrapped.P[s][a]:
                 if p > 0 and entered_reward.setdefault(s2, r) != r:
                     raise UserError(f"{env_id}'s reward depends on the transition, not only on the state entered "
-                                    f"(state {s2} pays both {entered_reward[s2]} and {r}); maxent_irl.py needs R(s)")
+                                    f"(state {s2} pays both {entered_reward[s2]} and {r}): use --reward-on "
+                                    f"transition (or state-action)")
     # Terminal states (and exit itself) move to exit whatever the action.
     absorbing = terminal.copy()
     absorbing[num_states] = True
@@ -218,14 +244,15 @@ def tabular_model(env: gym.Env, env_id: str) -> dict:
     if not hasattr(unwrapped, "initial_state_distrib"):
         raise UserError(f"{env_id} does not expose its start distribution (env.unwrapped.initial_state_distrib)")
     p0 = np.append(np.asarray(unwrapped.initial_state_distrib, dtype=np.float64), 0.0)  # (S+1,)
-    if np.any(reward[p0 > 0] != 0):
+    if reward_on == "state" and np.any(reward[p0 > 0] != 0):
         raise UserError(f"{env_id} can start in a state that pays a reward; the return would differ from the env's")
-    return {"next_state": next_state, "prob": prob, "reward": reward, "p0": p0, "absorbing": absorbing,
-            "num_states": num_states, "num_actions": num_actions}
+    return {"next_state": next_state, "prob": prob, "reward": reward if reward_on == "state" else transition_reward,
+            "p0": p0, "absorbing": absorbing, "num_states": num_states, "num_actions": num_actions}
 
 
 def state_features(kind: str, env: gym.Env, env_id: str) -> np.ndarray:
-    """x(s), (S+1, d): one-hot, or (row, col)/(side − 1); the exit state's row is all zeros (its reward is 0)."""
+    """x(s), (S+1, d): one-hot, or (row, col)/(side − 1); the exit state's row is all zeros (its reward is 0).
+    (reward_features extends them to actions and transitions.)"""
     num_states = int(env.observation_space.n)
     if kind == "onehot":
         features = np.eye(num_states + 1)[:, :num_states]  # (S+1, S)
@@ -239,15 +266,51 @@ def state_features(kind: str, env: gym.Env, env_id: str) -> np.ndarray:
     return features
 
 
+def reward_features(kind: str, reward_on: str, env: gym.Env, env_id: str, mdp: dict) -> np.ndarray:
+    """The features the reward is linear in (or the input of its network), one row per reward entry:
+        state:         x(s)                                          (S+1, d)
+        state-action:  one-hot (s, a), or [x(s), one-hot a]          (S+1, A, K, d), the same for every k
+        transition:    one-hot (s, a, s'_k) over the listed transitions, or [x(s), one-hot a, x(s')]   (S+1, A, K, d)
+    Zero on absorbing states (terminal and exit: nothing is paid after the end) and on the padding (probability 0)."""
+    x = state_features(kind, env, env_id)  # (S+1, d_x)
+    if reward_on == "state":
+        return x
+    next_state, prob, absorbing = mdp["next_state"], mdp["prob"], mdp["absorbing"]
+    num_states, num_actions, width = next_state.shape
+    live = (prob > 0) & ~absorbing[:, None, None]  # (S+1, A, K) the entries a reward can be paid on
+    if kind == "onehot":
+        if reward_on == "state-action":
+            features = np.zeros((num_states, num_actions, width, (num_states - 1) * num_actions))
+            rows = np.arange((num_states - 1) * num_actions).reshape(num_states - 1, num_actions)  # (S, A) index
+            features[:-1] = np.eye((num_states - 1) * num_actions)[rows][:, :, None, :]
+        else:
+            entries = np.flatnonzero(live)  # one feature per transition the env can make
+            features = np.zeros((live.size, len(entries)))
+            features[entries, np.arange(len(entries))] = 1.0
+            features = features.reshape(num_states, num_actions, width, len(entries))
+    else:
+        actions = np.broadcast_to(np.eye(num_actions)[None, :, None, :], (num_states, num_actions, width, num_actions))
+        parts = [np.broadcast_to(x[:, None, None, :], (num_states, num_actions, width, x.shape[1])), actions]
+        if reward_on == "transition":
+            parts.append(x[next_state])  # (S+1, A, K, d_x) x(s')
+        features = np.concatenate(parts, axis=-1)
+    return features * live[..., None]
+
+
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
 class RewardModel(nn.Module):
-    """r_θ(s) for every state at once: wᵀx(s) (notes 000) or an MLP of x(s) (notes 001); exit's reward is held at 0."""
+    """r_θ for every reward entry at once: wᵀx (notes 000) or an MLP of x (notes 001), x from reward_features; held
+    at 0 where nothing is paid (exit; with transitions also terminal states and padding): r_θ(s) (S+1,), or
+    r_θ(s, a, s'_k) (S+1, A, K) with --reward-on state-action or transition."""
 
-    def __init__(self, features: torch.Tensor, kind: str, hidden_size: int):
+    def __init__(self, features: torch.Tensor, kind: str, hidden_size: int, real: Optional[torch.Tensor] = None):
         super().__init__()
-        self.register_buffer("features", features)  # (S+1, d)
-        self.register_buffer("real", (torch.arange(len(features)) < len(features) - 1).to(features.dtype))  # (S+1,)
-        d = features.shape[1]
+        # (not saved in model.pt: rebuilt from the arguments, and a one-hot table over transitions is large)
+        self.register_buffer("features", features, persistent=False)  # (S+1, d) or (S+1, A, K, d)
+        if real is None:  # r(s): every state but exit
+            real = torch.arange(len(features), device=features.device) < len(features) - 1
+        self.register_buffer("real", real.to(features.dtype), persistent=False)  # features.shape[:-1]
+        d = features.shape[-1]
         if kind == "linear":
             # w = 0: every trajectory equally likely, the maximum-entropy start.
             self.net = nn.Linear(d, 1, bias=False)
@@ -262,28 +325,37 @@ class RewardModel(nn.Module):
 
 # ── Algorithm math: small pure functions, one per equation, importable by tests ────────────────────
 # Notation (notes 000; S counts the exit state, K the successors listed per (s, a)):
-#   reward        r(s) = wᵀx(s)                                (S,)
+#   reward        r(s) = wᵀx(s)                                (S,)       --reward-on state
+#                 r(s, a, s'_k) = wᵀx(s, a, s'_k)              (S, A, K)  --reward-on state-action, transition
 #   next_state    s' listed for (s, a)                         (S, A, K)  int
 #   prob          P(s'|s, a) of each listed s'                 (S, A, K)
 #   log_zs        log Z_{s,k}(s), k = 0..H                     (H+1, S)
 #   log_pi        log π_t(a|s), t = 0..H−1                     (H, S, A)
 #   visits        D_t(s), t = 0..H−1                           (H, S)     D(s) = Σ_t D_t(s)
 #   demo_states   s_t^j of the m demos                         (m, H)     int
+#   flows         ρ(s, a, k) = Σ_{t<H−1} D_t(s) π_t(a|s) P(s'_k|s, a), the expected transitions   (S, A, K)
+# With a reward on transitions, a trajectory of H states is paid Σ_{t=0}^{H−2} r(s_t, a_t, s_{t+1}) (H − 1 moves);
+# with a reward on states, Σ_{t=0}^{H−1} r(s_t). The two agree for r(s, a, s') = r(s') when r(s_0) = 0.
 def backward_pass(reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, horizon: int,
                   backup: str = "ziebart") -> tuple:
     """Notes 000, steps 1-3, in log space: returns (log_pi (H, S, A), log_zs (H+1, S)).
 
     With `backup="soft"`, notes 001's soft Bellman backup (expectation outside the log) replaces step 2's sum.
+    A reward on transitions (S, A, K) moves inside the sum over s': Z_{a,k}(s,a) = Σ_s' P(s'|s,a) e^{r(s,a,s')}
+    Z_{s,k−1}(s'), and the last action (k = 1) is paid nothing: its move would leave the horizon.
     """
     num_states, num_actions, _ = next_state.shape
-    assert reward.shape == (num_states,) and prob.shape == next_state.shape
+    assert reward.shape in ((num_states,), next_state.shape) and prob.shape == next_state.shape
     log_prob = torch.log(prob)  # (S, A, K), −inf on padding
     # 1. Z_{s,0} = 1
     log_zs = [torch.zeros(num_states, dtype=reward.dtype, device=reward.device)]  # log Z_{s,k}, k = 0..H
     log_za = []  # log Z_{a,k}, k = 1..H
-    for _ in range(horizon):
+    for k in range(1, horizon + 1):
         nxt = log_zs[-1][next_state]  # (S, A, K) log Z_{s,k−1}(s') of each listed successor
-        if backup == "ziebart":
+        if reward.dim() == 3:  # r(s, a, s'): Q_t(s,a) = E_{s'}[r(s,a,s') + V_{t+1}(s')] (soft), or its log-mean-exp
+            paid = (reward + nxt) if k > 1 else torch.zeros_like(nxt)  # (S, A, K)
+            za = (prob * paid).sum(-1) if backup == "soft" else torch.logsumexp(log_prob + paid, dim=-1)  # (S, A)
+        elif backup == "ziebart":
             # 2. Z_{a,k}(s,a) = Σ_s' P(s'|s,a) e^{r(s)} Z_{s,k−1}(s')
             #    log Z_{a,k} = r(s) + logsumexp_s'(log P(s'|s,a) + log Z_{s,k−1}(s'))
             za = reward[:, None] + torch.logsumexp(log_prob + nxt, dim=-1)  # (S, A)
@@ -321,10 +393,32 @@ def demo_visitation(demo_states: torch.Tensor, num_states: int) -> torch.Tensor:
     return torch.bincount(demo_states.reshape(-1), minlength=num_states).to(torch.float64) / m
 
 
+def expected_flows(log_pi: torch.Tensor, visits: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """ρ(s, a, k) = Σ_{t=0}^{H−2} D_t(s) π_t(a|s) P(s'_k|s, a), (S, A, K): how often, in expectation, each listed
+    transition is made in the H − 1 moves; for a reward on transitions it plays the part of D(s) (visits (H, S) from
+    forward_pass)."""
+    return torch.einsum("ts,tsa,sak->sak", visits[:-1], log_pi[:-1].exp(), prob)
+
+
+def demo_flows(demo_states: torch.Tensor, demo_actions: torch.Tensor, next_state: torch.Tensor,
+               prob: torch.Tensor) -> torch.Tensor:
+    """ρ̃(s, a, k) = (1/m) Σ_j Σ_{t<H−1} 1[s_t^j = s, a_t^j = a, s_{t+1}^j = s'_k], (S, A, K): the demos' transitions,
+    each at the first listed k with that successor (a successor listed twice gets one reward, r(s, a, s'))."""
+    m = demo_states.shape[0]
+    num_states, num_actions, width = next_state.shape
+    s, a, s2 = demo_states[:, :-1], demo_actions, demo_states[:, 1:]  # (m, H−1) each
+    match = (next_state[s, a] == s2[..., None]) & (prob[s, a] > 0)  # (m, H−1, K)
+    k = match.int().argmax(-1)  # (m, H−1)
+    flat = ((s * num_actions + a) * width + k).reshape(-1)
+    counts = torch.bincount(flat, minlength=num_states * num_actions * width).to(torch.float64) / m
+    return counts.reshape(num_states, num_actions, width)
+
+
 def maxent_gradient(demo_visits: torch.Tensor, visits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """∇L(w) = μ̃ − Σ_s D(s) x(s) = Σ_s (D̃(s) − D(s)) x(s), (d,), with D = Σ_t D_t (notes 000)."""
-    assert demo_visits.shape == visits.shape == features.shape[:1]
-    return features.T @ (demo_visits - visits)
+    """∇L(w) = μ̃ − Σ_s D(s) x(s) = Σ_s (D̃(s) − D(s)) x(s), (d,), with D = Σ_t D_t (notes 000). For a reward on
+    transitions, the same with ρ̃ − ρ and x(s, a, s'_k) summed over every (s, a, k)."""
+    assert demo_visits.shape == visits.shape == features.shape[:-1]
+    return features.reshape(-1, features.shape[-1]).T @ (demo_visits - visits).reshape(-1)
 
 
 def demo_log_likelihood(log_pi: torch.Tensor, demo_states: torch.Tensor, demo_actions: torch.Tensor,
@@ -343,11 +437,15 @@ def value_iteration(reward: torch.Tensor, next_state: torch.Tensor, prob: torch.
     """The optimal non-stationary policy for H states: V_H = 0, Q_t = r + E[V_{t+1}], V_t = max_a Q_t.
 
     Returns (policy (H, S) int, value (S,) = V_0). Used for the expert (true R) and to plan under the learned r.
+    A reward on transitions (S, A, K): Q_t = E_{s'}[r(s, a, s') + V_{t+1}(s')], and the last action is paid nothing.
     """
-    value = torch.zeros_like(reward)
+    value = torch.zeros(next_state.shape[0], dtype=reward.dtype, device=reward.device)
     policy = []
-    for _ in range(horizon):
-        q = reward[:, None] + (prob * value[next_state]).sum(-1)  # (S, A)
+    for k in range(1, horizon + 1):
+        if reward.dim() == 3:
+            q = (prob * (reward + value[next_state])).sum(-1) if k > 1 else torch.zeros_like(prob[..., 0])  # (S, A)
+        else:
+            q = reward[:, None] + (prob * value[next_state]).sum(-1)  # (S, A)
         value, best = q.max(-1)
         policy.append(best)
     return torch.stack(policy[::-1]), value  # policy[t] is the action with H − t states to go
@@ -355,10 +453,13 @@ def value_iteration(reward: torch.Tensor, next_state: torch.Tensor, prob: torch.
 
 def policy_return(policy: torch.Tensor, reward: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor,
                   start: torch.Tensor) -> float:
-    """E[Σ_{t<H} R(s_t)] of a deterministic policy (H, S) under the known model, exactly (a forward pass)."""
+    """E[Σ_{t<H} R(s_t)] (or E[Σ_{t<H−1} r(s_t, a_t, s_{t+1})]) of a deterministic policy (H, S) under the known
+    model, exactly (a forward pass)."""
     num_actions = next_state.shape[1]
     log_pi = torch.log(nn.functional.one_hot(policy, num_actions).to(reward.dtype))  # (H, S, A), log 1 or −inf
     visits = forward_pass(log_pi, next_state, prob, start)  # (H, S)
+    if reward.dim() == 3:
+        return float((expected_flows(log_pi, visits, prob) * reward).sum())
     return float((visits.sum(0) * reward).sum())
 
 
@@ -436,26 +537,31 @@ def project_simplex(v: torch.Tensor, total: float, at_most: bool = False) -> tor
 
 
 def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_most: bool,
-                     iterations: int = 100_000, tol: float = 1e-10) -> torch.Tensor:
+                     iterations: int = 100_000, tol: float = 1e-10, init: Optional[torch.Tensor] = None) -> torch.Tensor:
     """argmin_α f(α) = ½ αᵀGα − bᵀα over {α ≥ 0, Σα = total} (or ≤ total), for small k (G is k × k).
 
     Accelerated projected gradient (FISTA, Beck & Teboulle 2009, restarted when it overshoots) finds which α_j are
     non-zero; every 100 steps the KKT system on that face is solved exactly (polish_face), which ends the search as
     soon as the face is right (projected gradient alone crawls on the ill-conditioned G of a hard margin). Stops when
     the Frank-Wolfe gap ∇fᵀα − min_{feasible v} ∇fᵀv, an upper bound on f(α) − min f, is below tol·max(1, |f(α)|);
-    for max_margin_weights that gap is exactly the primal-dual gap.
+    for max_margin_weights that gap is exactly the primal-dual gap. `init`: a starting point (e.g. the last round's α).
+    GOTCHA: elementwise products and sums only (matvec below), no BLAS or LAPACK call: those can round differently
+    with the memory alignment of their inputs, and a resumed run must find the very same answer, bit for bit.
     """
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        return (gram * v).sum(-1)  # G v
+
     def fw_gap(alpha: torch.Tensor) -> float:
-        grad = gram @ alpha - linear  # ∇f(α)
+        grad = matvec(alpha) - linear  # ∇f(α)
         # (round-off in ∇f, ~1e-16 of its terms, must not count as a descent direction: times a large total it would
         # keep the gap above tol for ever)
-        noise = 1e-12 * (float((gram.abs() @ alpha.abs()).max()) + float(linear.abs().max()))
+        noise = 1e-12 * (float((gram.abs() * alpha.abs()).sum(-1).max()) + float(linear.abs().max()))
         best_vertex = total * (min(float(grad.min()) + noise, 0.0) if at_most else float(grad.min()))
-        objective = float(0.5 * alpha @ gram @ alpha - linear @ alpha)
-        return (float(grad @ alpha) - best_vertex) / max(1.0, abs(objective))
+        objective = float(0.5 * (alpha * matvec(alpha)).sum() - (linear * alpha).sum())
+        return (float((grad * alpha).sum()) - best_vertex) / max(1.0, abs(objective))
 
-    step = 1.0 / max(float(torch.linalg.eigvalsh(gram)[-1]), 1e-12)
-    alpha = project_simplex(torch.zeros_like(linear), total, at_most)
+    step = 1.0 / max(float(gram.abs().sum(-1).max()), 1e-12)  # 1/L, L ≥ λ_max(G) (Gershgorin)
+    alpha = project_simplex(torch.zeros_like(linear) if init is None else init, total, at_most)
     y, t = alpha, 1.0
     for i in range(iterations):
         if i % 100 == 0:
@@ -464,8 +570,8 @@ def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_
                 return polished
             if fw_gap(alpha) <= tol:
                 return alpha
-        new = project_simplex(y - step * (gram @ y - linear), total, at_most)
-        if float((y - new) @ (new - alpha)) > 0:  # the momentum points uphill: restart it
+        new = project_simplex(y - step * (matvec(y) - linear), total, at_most)
+        if float(((y - new) * (new - alpha)).sum()) > 0:  # the momentum points uphill: restart it
             y, t = alpha, 1.0
             continue
         t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
@@ -477,39 +583,61 @@ def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_
 def polish_face(gram: torch.Tensor, linear: torch.Tensor, total: float, at_most: bool,
                 support: torch.Tensor) -> Optional[torch.Tensor]:
     """The minimiser of f on one face of the feasible set, {α_j = 0 off `support`} (and Σα = total unless at_most
-    leaves the sum free below it): the KKT equations G_SS α_S + ν·1 = b_S, Σ α_S = total (least squares: G may be
-    singular). Returns None when that point is not feasible (some α_j < 0, or Σα > total)."""
+    leaves the sum free below it): the KKT equations G_SS α_S + ν·1 = b_S, Σ α_S = total, solved by
+    gaussian_elimination. Returns None when the face has no single minimiser (a singular system) or it is not
+    feasible (some α_j < 0, or Σα > total)."""
     idx = torch.nonzero(support).flatten()
     if len(idx) == 0:
         return None
     g, b = gram[idx][:, idx], linear[idx]
+    n = len(idx)
     for with_sum in ((False, True) if at_most else (True,)):  # (at_most: first the face with the sum constraint idle)
         if with_sum:
-            n = len(idx)
             kkt = torch.zeros(n + 1, n + 1, dtype=g.dtype, device=g.device)
             kkt[:n, :n], kkt[:n, n], kkt[n, :n] = g, 1.0, 1.0
-            rhs = torch.cat([b, torch.full((1,), total, dtype=b.dtype, device=b.device)])
-            part = torch.linalg.lstsq(kkt, rhs[:, None]).solution[:n, 0]
+            solution = gaussian_elimination(kkt, torch.cat([b, b.new_full((1,), total)]))
         else:
-            part = torch.linalg.lstsq(g, b[:, None]).solution[:, 0]
+            solution = gaussian_elimination(g, b)
+        if solution is None:
+            continue
         alpha = torch.zeros_like(linear)
-        alpha[idx] = part
-        if (alpha >= 0).all() and float(alpha.sum()) <= total * (1 + 1e-12) and (at_most or with_sum):
+        alpha[idx] = solution[:n]
+        if (alpha >= 0).all() and float(alpha.sum()) <= total * (1 + 1e-12):
             return alpha
     return None
 
 
-def max_margin_weights(deltas: torch.Tensor, margins: torch.Tensor, slack_c: float) -> tuple:
+def gaussian_elimination(matrix: torch.Tensor, rhs: torch.Tensor) -> Optional[torch.Tensor]:
+    """x with M x = rhs by Gaussian elimination with partial pivoting, in elementwise operations (solve_simplex_qp's
+    GOTCHA); None when a pivot vanishes (M singular, to 1e-12 of its largest entry)."""
+    m = torch.cat([matrix, rhs[:, None]], dim=1).clone()  # (n, n+1) augmented
+    n = len(rhs)
+    scale = float(matrix.abs().max()) or 1.0
+    for col in range(n):
+        pivot = col + int(m[col:, col].abs().argmax())
+        if abs(float(m[pivot, col])) <= 1e-12 * scale:
+            return None
+        if pivot != col:
+            m[[col, pivot]] = m[[pivot, col]]
+        m[col] = m[col] / m[col, col]
+        others = torch.arange(n, device=m.device) != col
+        m[others] = m[others] - m[others, col:col + 1] * m[col]
+    return m[:, n]
+
+
+def max_margin_weights(deltas: torch.Tensor, margins: torch.Tensor, slack_c: float,
+                       init: Optional[torch.Tensor] = None) -> tuple:
     """Notes 001, IRL v1 step 2, as a structured SVM with one slack ζ shared by all constraints:
         min_{w, ζ ≥ 0}  ½‖w‖² + Cζ   s.t.  wᵀμ̃ ≥ wᵀμ(π_j) + D(π_j, π*) − ζ   for every π_j in the set
     solved exactly through its dual (Lagrange multipliers α_j ≥ 0 of the constraints, Σ_j α_j ≤ C from ζ):
         max_α  Σ_j α_j D_j − ½‖Σ_j α_j Δ_j‖²,   w = Σ_j α_j Δ_j,   ζ = max(0, max_j (D_j − wᵀΔ_j)).
     Returns (w (d,), ζ, α (k,)). tests/test_maxent_irl_math.py checks it against brute force and the duality gap.
+    TRICK: `init`, the last round's α with a 0 for the new constraint, starts the solver next to the answer.
     """
-    gram = deltas @ deltas.T  # (k, k) Δ_i ᵀ Δ_j
-    alpha = solve_simplex_qp(gram, margins, slack_c, at_most=True)  # (k,)
-    w = deltas.T @ alpha  # (d,)
-    zeta = float((margins - deltas @ w).max().clamp(min=0))
+    gram = (deltas[:, None, :] * deltas[None, :, :]).sum(-1)  # (k, k) Δ_iᵀΔ_j (elementwise: solve_simplex_qp's GOTCHA)
+    alpha = solve_simplex_qp(gram, margins, slack_c, at_most=True, init=init)  # (k,)
+    w = (alpha[:, None] * deltas).sum(0)  # (d,)
+    zeta = float((margins - (deltas * w).sum(-1)).max().clamp(min=0))
     return w, zeta, alpha
 
 
@@ -528,7 +656,7 @@ def mixture_weights(mus: torch.Tensor, demo_mu: torch.Tensor) -> torch.Tensor:
     """Abbeel & Ng's last step: the mixture λ of the policies found whose feature expectations are closest to μ̃,
         min_λ ‖μ̃ − Σ_j λ_j μ(π_j)‖²  s.t.  λ ≥ 0, Σ_j λ_j = 1      (mus (k, d) → λ (k,)).
     The mixed policy picks π_j with probability λ_j once, at the start of each episode; μ(mixture) = Σ_j λ_j μ(π_j)."""
-    return solve_simplex_qp(mus @ mus.T, mus @ demo_mu, 1.0, at_most=False)
+    return solve_simplex_qp((mus[:, None, :] * mus[None, :, :]).sum(-1), (mus * demo_mu).sum(-1), 1.0, at_most=False)
 
 
 # ── Training loop [S1 demos -> S2 D̃ -> S3 backward -> S4 forward -> S5 step -> S6 log | S7 w -> S8 plan -> S9 μ] ──
@@ -587,20 +715,25 @@ def main(args: Args) -> dict:
 
     ckpt = load_checkpoint(args.checkpoint, args) if args.checkpoint is not None else None
     env = make_tabular_env(args)
-    mdp = tabular_model(env, args.env)
+    mdp = tabular_model(env, args.env, args.reward_on)
     time_limit = env.spec.max_episode_steps if env.spec is not None else None
     # 2N: the expert crosses the grid (≤ 2N − 2 moves) and stays; a gym env: its own episode length (100 if none)
     horizon = args.horizon or (2 * args.grid_size if args.env == "gridworld" else (time_limit or 100) + 1)
     if time_limit is not None and horizon - 1 > time_limit:
         raise UserError(f"--horizon {horizon} is longer than {args.env}'s time limit + 1 ({time_limit + 1})")
     args.horizon = horizon  # recorded resolved, in args.json and model.pt
-    features_np = state_features(args.features, env, args.env)  # (S+1, d) before any folder is made
+    # x(s) (S+1, d), or x(s, a, s'_k) (S+1, A, K, d) with --reward-on state-action or transition; before any folder
+    features_np = reward_features(args.features, args.reward_on, env, args.env, mdp)
     # float64 throughout: the passes are cheap, and the tests compare them with enumeration to 1e-6.
     to64 = lambda x: torch.as_tensor(x, dtype=torch.float64, device=device)  # noqa: E731
     next_state, prob = torch.as_tensor(mdp["next_state"], device=device), to64(mdp["prob"])
     true_reward, p0, features = to64(mdp["reward"]), to64(mdp["p0"]), to64(features_np)
     num_states = mdp["num_states"] + 1  # with exit
-    real = slice(0, mdp["num_states"])
+    on_states = args.reward_on == "state"
+    # the reward entries that can be paid (compared with the true reward): every state but exit; or every transition
+    # the env can make out of a non-terminal state
+    real = (torch.arange(num_states, device=device) < num_states - 1 if on_states
+            else (prob > 0) & ~torch.as_tensor(mdp["absorbing"], device=device)[:, None, None])
 
     if resumed is None:
         run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
@@ -619,12 +752,13 @@ def main(args: Args) -> dict:
     expert_policy, _ = value_iteration(true_reward, next_state, prob, horizon)  # (H, S)
     expert_return = policy_return(expert_policy, true_reward, next_state, prob, p0)
     nrow, ncol = getattr(env.unwrapped, "nrow", None), getattr(env.unwrapped, "ncol", None)
-    grid = nrow is not None and nrow * ncol == mdp["num_states"]
+    grid = nrow is not None and nrow * ncol == mdp["num_states"] and on_states  # (a picture of r(s) only)
     scale = max(1, 200 // max(nrow, ncol)) if grid else 1  # pixels per cell: pictures about 200 pixels wide
 
-    reward_model = RewardModel(features, args.reward_model, args.hidden_size).to(device, torch.float64)
+    reward_model = RewardModel(features, args.reward_model, args.hidden_size, real).to(device, torch.float64)
     if args.checkpoint is not None:  # --checkpoint: plan under the saved reward and evaluate; nothing to learn
-        reward_model.load_state_dict(ckpt["reward_model"])
+        # (model.pt files from before the features left the state dict carry them: only the network's weights count)
+        reward_model.load_state_dict({k: v for k, v in ckpt["reward_model"].items() if k.startswith("net.")})
         extra = {}
         train_time = time.time() - start_time
         saved = ckpt.get("mixture")
@@ -644,12 +778,14 @@ def main(args: Args) -> dict:
     print(f"{args.env}: {mdp['num_states']} states, {mdp['num_actions']} actions, H = {horizon}; expert return "
           f"{expert_return:.3f} (exact), {demo_returns.mean():.3f} over its {args.num_demos} demos", flush=True)
     # [S2] the demos' visitation, and their start distribution for the forward pass (DEVIATION in the docstring).
-    demo_visits = demo_visitation(demo_states, num_states)  # (S+1,)
+    #      With a reward on transitions: the demos' transitions ρ̃(s, a, k), so that μ̃ = Σ ρ̃ x(s, a, s'_k).
+    demo_visits = (demo_visitation(demo_states, num_states) if on_states
+                   else demo_flows(demo_states, demo_actions, next_state, prob))  # (S+1,) or (S+1, A, K)
     demo_start = demo_visitation(demo_states[:, :1], num_states)  # (S+1,)
 
     optimizer = torch.optim.Adam(reward_model.parameters(), lr=args.learning_rate)
     # max-margin and projection: the policies found so far (H, S) each, their μ(π) and gaps D(π, π*); projection's μ̄
-    demo_mu = features.T @ demo_visits  # (d,) μ̃ = Σ_s D̃(s) x(s)
+    demo_mu = features.T @ demo_visits if args.method != "maxent" else None  # (d,) μ̃ = Σ_s D̃(s) x(s)
     found = {"policies": [], "mus": [], "margins": [], "mu_bar": None, "zeta": 0.0, "converged": False}
     if args.method != "maxent":
         # π_0: a random policy (notes 001, step 1), an action drawn once for every (t, s) from --seed
@@ -676,8 +812,10 @@ def main(args: Args) -> dict:
                 # [S3] backward pass on the current reward (no gradient flows through it: [S5] uses D, not autodiff)
                 with torch.no_grad():
                     log_pi, _ = backward_pass(reward, next_state, prob, horizon, args.backup)  # (H, S+1, A)
-                    # [S4] forward pass: expected visits under π_t
-                    visits = forward_pass(log_pi, next_state, prob, demo_start).sum(0)  # (S+1,) D(s) = Σ_t D_t(s)
+                    # [S4] forward pass: expected visits under π_t (or the expected transitions ρ)
+                    visits_t = forward_pass(log_pi, next_state, prob, demo_start)  # (H, S+1) D_t(s)
+                    visits = (visits_t.sum(0) if on_states  # (S+1,) D(s) = Σ_t D_t(s)
+                              else expected_flows(log_pi, visits_t, prob))  # (S+1, A, K) ρ(s, a, k)
                 # [S5] ∇_θ L = Σ_s (D̃(s) − D(s)) ∇_θ r_θ(s): the gradient of the surrogate Σ_s (D̃(s) − D(s)) r_θ(s)
                 #      with D held fixed. For r = wᵀx it is μ̃ − Σ_s D(s) x(s) (maxent_gradient), notes 000; for a
                 #      network, autodiff carries it into θ, notes 001. "Push up where the expert goes more than the
@@ -699,7 +837,9 @@ def main(args: Args) -> dict:
                     #          min ½‖w‖² + Cζ  s.t.  wᵀμ̃ ≥ wᵀμ(π_j) + D(π_j, π*) − ζ  for j = 0..i−1;
                     #      projection (Abbeel & Ng): w_i = μ̃ − μ̄_{i−1}, t_i = ‖w_i‖₂, done when t_i ≤ tolerance.
                     if args.method == "max-margin":
-                        w, found["zeta"], _ = max_margin_weights(demo_mu - mus, margins, args.slack_c)
+                        last = found.get("alpha")
+                        init = None if last is None else torch.cat([last, last.new_zeros(len(margins) - len(last))])
+                        w, found["zeta"], found["alpha"] = max_margin_weights(demo_mu - mus, margins, args.slack_c, init)
                     else:
                         w = demo_mu - found["mu_bar"]
                         found["converged"] = float(w.norm()) <= args.tolerance
@@ -776,10 +916,14 @@ def main(args: Args) -> dict:
              "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history,
              "policies_found": len(found["policies"]), "converged": found["converged"], "slack": found["zeta"]}
     policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)
-    output_mu = sum(float(lam) * feature_expectations(torch.log(nn.functional.one_hot(
-        pi, mdp["num_actions"]).to(features.dtype)), next_state, prob, demo_start, features)[0]
-        for pi, lam in zip(policies, weights))
-    extra["feature_gap"] = float((demo_mu - output_mu).abs().sum())  # ‖μ̃ − μ(answer)‖₁
+    answer_counts = 0  # the answer's expected visits D(s) (or transitions ρ), from the demos' starts
+    for pi, lam in zip(policies, weights):
+        log_pi = torch.log(nn.functional.one_hot(pi, mdp["num_actions"]).to(features.dtype))
+        visits_t = forward_pass(log_pi, next_state, prob, demo_start)
+        answer_counts = answer_counts + float(lam) * (visits_t.sum(0) if on_states
+                                                      else expected_flows(log_pi, visits_t, prob))
+    # ‖μ̃ − μ(answer)‖₁
+    extra["feature_gap"] = float(maxent_gradient(demo_visits, answer_counts, features).abs().sum())
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
@@ -810,7 +954,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
            expert_return: float, train_time: float, extra: dict, mixture: Optional[tuple] = None) -> dict:
     """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
     with torch.no_grad():
-        reward = reward_model()  # (S+1,)
+        reward = reward_model()  # (S+1,) or (S+1, A, K)
         plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
     log_pi, hard_return = plans["log_pi"], plans["hard_return"]
     policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)  # (k, H, S), (k,)
@@ -824,7 +968,9 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         atomic_torch_save({
             "script": "maxent_irl.py", "env": args.env, "args": dataclasses.asdict(args),
             "reward_model": {k: v.detach().cpu().clone() for k, v in reward_model.state_dict().items()},
-            "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states, (S,)
+            "reward": reward[real].cpu().clone(),  # r_θ(s) of the env's states (S,), or r_θ(s, a, s'_k) (S, A, K)
+            # (with a reward on transitions: s'_k of each entry, (S, A, K), the env's state index or S for "exit")
+            "next_state": None if args.reward_on == "state" else next_state[real].cpu().clone(),
             "policy": plan[:, real].cpu().clone(),  # (H, S) int: the action at step t in state s, optimal under r_θ
             "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
             "method": args.method,
@@ -860,7 +1006,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
         "evd": expert_return - learned_return,
         "evd_hard": expert_return - hard_return,  # the hard-max optimal policy under r_θ (GOTCHA in plans_under)
         "expert_fraction": learned_return / expert_return if expert_return > 0 else None,
-        "reward_corr": reward_correlation(reward[real], true_reward[real]),
+        # (over the entries that can be paid: the states, or the transitions the env can make)
+        "reward_corr": reward_correlation(reward[reward_model.real.bool()], true_reward[reward_model.real.bool()]),
         **extra,
     }
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
@@ -927,6 +1074,8 @@ def check_args(args: Args) -> None:
          f"--method {args.method} learns a linear reward wᵀx(s): use --reward-model linear"),
         (args.method == "maxent" or args.backup == "soft", f"--backup is MaxEnt's; --method {args.method} plans by "
                                                            f"value iteration"),
+        (args.method == "maxent" or args.reward_on == "state",
+         f"--method {args.method} compares policies by their state visits: use --reward-on state"),
     ]
     if args.checkpoint_every < 0:
         raise UserError("--checkpoint-every must be >= 0 (0: checkpoints only on Ctrl-C or SIGTERM)")
@@ -1236,8 +1385,8 @@ def load_checkpoint(path: str, args: Args) -> dict:
                         f"{str(err).strip().splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("script") != "maxent_irl.py":
         raise UserError(f"'{path}' is not a model.pt written by maxent_irl.py")
-    for key in ("env", "grid_size", "slip", "features", "reward_model", "hidden_size"):
-        if ckpt["args"][key] != getattr(args, key):
+    for key in ("env", "grid_size", "slip", "features", "reward_model", "hidden_size", "reward_on"):
+        if ckpt["args"].get(key, "state") != getattr(args, key):  # (model.pt files older than --reward-on: state)
             raise UserError(f"checkpoint '{path}' was made with --{key.replace('_', '-')} {ckpt['args'][key]}, "
                             f"not {getattr(args, key)}")
     args.horizon, args.backup = ckpt["args"]["horizon"], ckpt["args"]["backup"]

@@ -19,8 +19,11 @@ the same demos (200, seeds 1-3) of the gridworld and FrozenLake-v1, from the opt
 one (--expert-noise 0.3: a random action 30% of the time), 200 iterations or rounds. EVD and the fraction of the
 expert are the answer's (MaxEnt: its MaxEnt-optimal policy; max-margin: the optimal policy under r_w; projection: the
 mixture); the feature gap is ‖μ̃ − μ(answer)‖₁ (of H visits, one-hot features).
+Part 4, rewards on actions and transitions: Taxi-v4 (pays −10 for an illegal pick-up or drop-off, +20 for the
+delivery) and CliffWalking-v1 (−100 for a step into the cliff), which R(s) cannot express, with --reward-on transition
+and state-action (one-hot features), beside FrozenLake-v1 with the same settings; 200 demos, seeds 1-3, 200 iterations.
 Writes benchmark/results/maxent_irl/maxent_irl.json.
-    python benchmark/bench_maxent_irl.py --part methods   # rerun part 3 only, keep parts 1 and 2
+    python benchmark/bench_maxent_irl.py --part methods   # rerun part 3 only, keep the others (also: --part rewards)
 """
 import argparse
 import json
@@ -86,6 +89,22 @@ def methods_part() -> list:
     return rows
 
 
+def rewards_part() -> list:
+    rows = []
+    for env in ["Taxi-v4", "CliffWalking-v1", "FrozenLake-v1"]:
+        for reward_on in ["transition", "state-action"] + (["state"] if env == "FrozenLake-v1" else []):
+            runs = []
+            for seed in SEEDS:
+                s = maxent_irl.main(maxent_irl.Args(env=env, seed=seed, reward_on=reward_on, iterations=200,
+                                                    eval_episodes=100, save_model=False, runs_dir=RUNS, log_every=200))
+                runs.append({k: s[k] for k in ("seed", "evd", "expert_fraction", "reward_corr", "expert_return",
+                                                "learned_policy_return", "eval_return_mean", "wall_time_s")})
+            rows.append({"env": env, "reward_on": reward_on, "runs": runs,
+                         "command": f"python maxent_irl.py --env {env} --reward-on {reward_on} --seed {{1,2,3}}"})
+            print(f"{env} {reward_on}: EVD {np.mean([r['evd'] for r in runs]):.4f}", flush=True)
+    return rows
+
+
 def timing_part(device: str) -> list:
     torch.set_num_threads(1)
     rows = []
@@ -142,6 +161,15 @@ def tables(results: dict) -> None:
             policies = "—" if row["method"] == "maxent" else f"{np.mean([r['policies_found'] for r in runs]):.0f}"
             print(f"| {row['env']} | {who} | {name} | {f('expert_fraction')} | {f('evd')} | {f('feature_gap', 2)} | "
                   f"{f('reward_corr')} | {policies} | {demos:.2f} |")
+    if "rewards" in results:
+        print("\n| env | reward on | expert's return | learned policy's return (exact) | EVD | in the env (100 episodes) "
+              "| reward corr. |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for row in results["rewards"]:
+            runs = row["runs"]
+            f = lambda k, d=3: f"{np.mean([r[k] for r in runs]):.{d}f} ± {np.std([r[k] for r in runs]):.{d}f}"  # noqa
+            print(f"| {row['env']} | {row['reward_on']} | {runs[0]['expert_return']:.3f} | "
+                  f"{f('learned_policy_return')} | {f('evd')} | {f('eval_return_mean', 2)} | {f('reward_corr')} |")
     print("\n| grid | states | H | device | ms per iteration |")
     print("| --- | ---: | ---: | --- | ---: |")
     for row in results["timing"]:
@@ -152,7 +180,7 @@ def tables(results: dict) -> None:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--part", choices=["all", "demos", "timing", "methods"], default="all",
+    parser.add_argument("--part", choices=["all", "demos", "timing", "methods", "rewards"], default="all",
                         help="rerun one part, keeping the other from the results file")
     cli = parser.parse_args()
     if cli.table_only:
@@ -169,6 +197,8 @@ def main():
         results["demos"] = demos_part()
     if cli.part in ("all", "methods"):
         results["methods"] = methods_part()
+    if cli.part in ("all", "rewards"):
+        results["rewards"] = rewards_part()
     if cli.part in ("all", "timing"):
         results["timing"] = [row for d in devices for row in timing_part(d)]
     results.update({"command": "python benchmark/bench_maxent_irl.py", "torch": torch.__version__})

@@ -70,9 +70,11 @@ def test_max_margin_solves_over_every_policy_found_so_far(tmp_path, monkeypatch)
         added.append(real_add(*a, **k))
         return added[-1]
 
-    def solve(deltas, margins, slack_c):
+    def solve(deltas, margins, slack_c, init=None):
         solved.append((deltas.clone(), margins.clone()))
-        return real_solve(deltas, margins, slack_c)
+        if init is not None:  # warm start: the last round's α, and 0 for the new constraint
+            assert len(init) == len(margins) and float(init[-1]) == 0.0
+        return real_solve(deltas, margins, slack_c, init)
 
     monkeypatch.setattr(maxent_irl, "add_policy", add)
     monkeypatch.setattr(maxent_irl, "max_margin_weights", solve)

@@ -33,6 +33,8 @@ def test_help_works():
     ("FrozenLake8x8-v1", []),
     ("gridworld", ["--method", "max-margin", "--margin", "uniform", "--expert-noise", "0.2"]),
     ("FrozenLake-v1", ["--method", "projection", "--features", "coords"]),
+    ("Taxi-v4", ["--reward-on", "transition", "--horizon", "30"]),
+    ("FrozenLake-v1", ["--reward-on", "state-action", "--features", "coords", "--reward-model", "mlp"]),
 ])
 def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     result = run_cli("--env", env_id, "--runs-dir", str(tmp_path), *TINY, *extra)
@@ -62,6 +64,8 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     (["--method", "max-margin", "--reward-model", "mlp"], "--reward-model linear"),
     (["--method", "projection", "--backup", "ziebart"], "--backup is MaxEnt's"),
     (["--expert-noise", "1.5"], "--expert-noise"),
+    (["--method", "max-margin", "--reward-on", "transition"], "use --reward-on state"),
+    (["--env", "Taxi-v4", "--features", "coords", "--reward-on", "transition"], "use --features onehot"),
     (["--slack-c", "0"], "--slack-c"),
     (["--runs-dir", "/proc/no/such/folder"], "cannot create folder"),
 ])
@@ -116,3 +120,20 @@ def test_a_projection_mixture_is_saved_and_reloaded_with_its_weights(tmp_path):
                                                eval_episodes=6, runs_dir=str(tmp_path / "eval")))
     assert reloaded["method"] == "projection" and reloaded["eval_returns"] == trained["eval_returns"]
     assert reloaded["learned_policy_return"] == pytest.approx(trained["learned_policy_return"])
+
+
+def test_a_transition_reward_is_saved_and_reloaded(tmp_path):
+    """model.pt of --reward-on transition holds r_θ(s, a, s'_k) (S, A, K) with the successor of each entry; --checkpoint
+    rebuilds the features from the arguments and reproduces the evaluation; another --reward-on is one line."""
+    args = dict(env="Taxi-v4", reward_on="transition", horizon=30, iterations=5, num_demos=10, eval_episodes=4)
+    trained = maxent_irl.main(maxent_irl.Args(**args, runs_dir=str(tmp_path / "train")))
+    path = os.path.join(trained["run_dir"], "model.pt")
+    model = torch.load(path, weights_only=True)
+    assert model["reward"].shape == model["next_state"].shape == (500, 6, 1)
+    reloaded = maxent_irl.main(maxent_irl.Args(env="Taxi-v4", reward_on="transition", checkpoint=path,
+                                               eval_episodes=4, runs_dir=str(tmp_path / "eval")))
+    assert reloaded["eval_returns"] == trained["eval_returns"]
+    assert reloaded["learned_policy_return"] == pytest.approx(trained["learned_policy_return"])
+    line = error_line(run_cli("--env", "Taxi-v4", "--reward-on", "state-action", "--checkpoint", path,
+                              "--runs-dir", str(tmp_path / "x")))
+    assert "--reward-on transition" in line

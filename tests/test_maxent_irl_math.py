@@ -404,3 +404,184 @@ def test_visit_distance_counts_the_visits_spent_elsewhere():
     assert float(mi.visit_distance(other, expert)) == 2.0
     assert float(mi.visit_distance(expert, expert)) == 0.0
     assert float(mi.visit_distance(0.5 * (expert + other), expert)) == 1.0
+
+
+# ── Rewards on actions and transitions: r(s, a, s') ──────────────────────────────────────────────────────────────
+def transition_return(reward_sak, next_state, states, actions) -> float:
+    """Σ_{t<H−1} r(s_t, a_t, s_{t+1}) of one trajectory (the listed k of each successor)."""
+    total = 0.0
+    for t, a in enumerate(actions):
+        k = int(np.flatnonzero(next_state[states[t], a].numpy() == states[t + 1])[0])
+        total += float(reward_sak[states[t], a, k])
+    return total
+
+
+def brute_flows(t, next_state, weight_of, p0, horizon) -> np.ndarray:
+    """ρ(s, a, k) = E[Σ_{t<H−1} 1[s_t, a_t, s_{t+1} = s, a, s'_k]] under trajectory weights weight_of(states, actions, p)
+    normalised per start state, mixed over s_0 ∼ p0, by enumeration."""
+    flows = np.zeros(next_state.shape)
+    for s0 in np.flatnonzero(p0):
+        paths = list(trajectories(t, int(s0), horizon))
+        weights = np.array([weight_of(st, ac, p) for st, ac, p in paths])
+        weights /= weights.sum()
+        for (states, actions, _), w in zip(paths, weights):
+            for i, a in enumerate(actions):
+                k = int(np.flatnonzero(next_state[states[i], a].numpy() == states[i + 1])[0])
+                flows[states[i], a, k] += p0[s0] * w
+    return flows
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_transition_reward_passes_equal_enumeration_on_deterministic_dynamics(backup, seed):
+    """forward(backward(r)) with r(s, a, s'): the expected transitions ρ equal those of P(τ) ∝ exp(Σ_t r(s_t, a_t,
+    s_{t+1})) Π P by enumeration of every trajectory (H − 1 moves, the last action unpaid)."""
+    num_states, num_actions, horizon = 4, 3, 5
+    next_state, prob = random_mdp(num_states, num_actions, True, seed)
+    rng = np.random.default_rng(seed + 20)
+    reward = torch.as_tensor(rng.normal(size=(num_states, num_actions, 1)))
+    p0 = torch.as_tensor(rng.dirichlet(np.ones(num_states)))
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, backup)
+    visits = mi.forward_pass(log_pi, next_state, prob, p0)
+    flows = mi.expected_flows(log_pi, visits, prob)
+    t = dense(next_state, prob)
+    expected = brute_flows(t, next_state, lambda st, ac, p: p * math.exp(transition_return(reward, next_state, st, ac)),
+                           p0.numpy(), horizon)
+    np.testing.assert_allclose(flows.numpy(), expected, atol=1e-9)
+    np.testing.assert_allclose(flows.sum().item(), horizon - 1, atol=1e-9)
+
+
+def test_transition_reward_notes_backward_pass_is_the_exact_conditional_on_stochastic_dynamics():
+    """Z_a(s,a) = Σ_s' P(s'|s,a) e^{r(s,a,s')} Z_s(s'): its π_0 is the exact marginal of a_0 under
+    exp(Σ r(s_t, a_t, s_{t+1})) Π P, on a dense stochastic MDP where each successor pays differently."""
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 15)
+    reward = torch.as_tensor(np.random.default_rng(16).normal(size=(num_states, num_actions, num_states)))
+    t = dense(next_state, prob)
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, "ziebart")
+    for s0 in range(num_states):
+        marginal = np.zeros(num_actions)
+        for states, actions, p in trajectories(t, s0, horizon):
+            marginal[actions[0]] += p * math.exp(transition_return(reward, next_state, states, actions))
+        np.testing.assert_allclose(log_pi[0, s0].exp().numpy(), marginal / marginal.sum(), atol=1e-9)
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+def test_transition_flows_equal_enumeration_of_the_policy_on_stochastic_dynamics(backup):
+    num_states, num_actions, horizon = 3, 2, 4
+    next_state, prob = random_mdp(num_states, num_actions, False, 17)
+    reward = torch.as_tensor(np.random.default_rng(18).normal(size=(num_states, num_actions, num_states)))
+    p0 = torch.tensor([0.5, 0.3, 0.2])
+    log_pi, _ = mi.backward_pass(reward, next_state, prob, horizon, backup)
+    flows = mi.expected_flows(log_pi, mi.forward_pass(log_pi, next_state, prob, p0), prob)
+    pi = log_pi.exp().numpy()
+    expected = brute_flows(dense(next_state, prob), next_state,
+                           lambda st, ac, p: p * math.prod(pi[i, st[i], ac[i]] for i in range(horizon - 1)),
+                           p0.numpy(), horizon)
+    np.testing.assert_allclose(flows.numpy(), expected, atol=1e-9)
+
+
+def test_transition_reward_value_iteration_and_return_equal_enumeration():
+    """Deterministic: V_0(s_0) = the best Σ_t r(s_t, a_t, s_{t+1}) over every action sequence; stochastic: the exact
+    return of a policy = its enumerated expectation."""
+    num_states, num_actions, horizon = 4, 3, 5
+    next_state, prob = random_mdp(num_states, num_actions, True, 19)
+    reward = torch.as_tensor(np.random.default_rng(20).normal(size=(num_states, num_actions, 1)))
+    policy, value = mi.value_iteration(reward, next_state, prob, horizon)
+    t = dense(next_state, prob)
+    for s0 in range(num_states):
+        best = max(transition_return(reward, next_state, st, ac) for st, ac, _ in trajectories(t, s0, horizon))
+        np.testing.assert_allclose(value[s0].item(), best, atol=1e-12)
+        start = torch.nn.functional.one_hot(torch.tensor(s0), num_states).double()
+        np.testing.assert_allclose(mi.policy_return(policy, reward, next_state, prob, start), best, atol=1e-12)
+    next_state, prob = random_mdp(3, 2, False, 21)
+    reward = torch.as_tensor(np.random.default_rng(22).normal(size=(3, 2, 3)))
+    p0 = torch.tensor([0.2, 0.3, 0.5])
+    policy = torch.as_tensor(np.random.default_rng(23).integers(2, size=(4, 3)))
+    t = dense(next_state, prob)
+    expected = sum(p0[s0].item() * p * transition_return(reward, next_state, st, ac)
+                   for s0 in range(3) for st, ac, p in trajectories(t, s0, 4)
+                   if all(ac[i] == int(policy[i, st[i]]) for i in range(3)))
+    np.testing.assert_allclose(mi.policy_return(policy, reward, next_state, prob, p0), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("backup", ["ziebart", "soft"])
+def test_transition_gradient_equals_finite_differences_of_the_log_likelihood(backup):
+    """μ̃ − Σ ρ(s, a, k) x(s, a, s'_k) = ∂L/∂w by central differences, with features of (s, a, s')."""
+    num_states, num_actions, horizon, d = 5, 3, 6, 4
+    next_state, prob = random_mdp(num_states, num_actions, True, 24)
+    rng = np.random.default_rng(25)
+    features = torch.as_tensor(rng.normal(size=(num_states, num_actions, 1, d)))
+    states, actions = demos_on(next_state, 7, horizon, rng)
+    alive = torch.ones_like(actions, dtype=torch.bool)
+
+    def likelihood(w):
+        log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
+        return mi.demo_log_likelihood(log_pi, states, actions, alive).item()
+
+    w = torch.as_tensor(rng.normal(size=d))
+    log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
+    start = mi.demo_visitation(states[:, :1], num_states)
+    flows = mi.expected_flows(log_pi, mi.forward_pass(log_pi, next_state, prob, start), prob)
+    grad = mi.maxent_gradient(mi.demo_flows(states, actions, next_state, prob), flows, features)
+    eps = 1e-6
+    numeric = [(likelihood(w + eps * e) - likelihood(w - eps * e)) / (2 * eps) for e in torch.eye(d)]
+    np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_demo_flows_count_each_transition_at_its_listed_successor():
+    """(s, a, s') → k with next_state[s, a, k] = s' and P > 0 (the first such k); averaged over the demos."""
+    next_state = torch.tensor([[[1, 2], [0, 0]], [[2, 2], [1, 0]], [[0, 1], [2, 2]]])  # (3, 2, 2)
+    prob = torch.tensor([[[0.5, 0.5], [1.0, 0.0]], [[1.0, 0.0], [0.3, 0.7]], [[0.6, 0.4], [1.0, 0.0]]],
+                        dtype=torch.float64)
+    states = torch.tensor([[0, 2, 1, 0], [0, 1, 2, 2]])
+    actions = torch.tensor([[0, 0, 1], [0, 0, 1]])
+    flows = mi.demo_flows(states, actions, next_state, prob)
+    expected = np.zeros((3, 2, 2))
+    expected[0, 0, 1] += 0.5  # 0 -a0-> 2 (k = 1)
+    expected[2, 0, 1] += 0.5  # 2 -a0-> 1 (k = 1)
+    expected[1, 1, 1] += 0.5  # 1 -a1-> 0 (k = 1)
+    expected[0, 0, 0] += 0.5  # 0 -a0-> 1 (k = 0)
+    expected[1, 0, 0] += 0.5  # 1 -a0-> 2 (k = 0, the first listed)
+    expected[2, 1, 0] += 0.5  # 2 -a1-> 2 (k = 0)
+    np.testing.assert_allclose(flows.numpy(), expected, atol=1e-12)
+
+
+def test_taxi_model_pays_on_the_transition_and_its_exact_return_matches_the_env():
+    """Taxi-v4 with --reward-on transition: r(s, a, s') read from P (−1 a step, −10 an illegal pick-up or drop-off,
+    +20 the delivery); the expert's exact return equals its mean return over 2,000 episodes in the env itself."""
+    env = gym.make("Taxi-v4")
+    with pytest.raises(mi.UserError, match="--reward-on transition"):
+        mi.tabular_model(env, "Taxi-v4")
+    mdp = mi.tabular_model(env, "Taxi-v4", "transition")
+    assert set(np.unique(mdp["reward"])) == {-10.0, -1.0, 0.0, 20.0}
+    next_state, prob = torch.as_tensor(mdp["next_state"]), torch.as_tensor(mdp["prob"])
+    reward, p0 = torch.as_tensor(mdp["reward"]), torch.as_tensor(mdp["p0"])
+    policy, _ = mi.value_iteration(reward, next_state, prob, 201)
+    exact = mi.policy_return(policy, reward, next_state, prob, p0)
+    _, _, _, returns = mi.collect_demos(env, policy.numpy(), list(range(2000)), 201, mdp["num_states"])
+    assert abs(returns.mean() - exact) < 4 * returns.std() / math.sqrt(2000)
+    assert 7 < exact < 9
+
+
+@pytest.mark.parametrize("reward_on", ["state-action", "transition"])
+def test_reward_features_one_hot_and_coordinates(reward_on):
+    """One-hot: one feature per (s, a) or per transition the env can make, zero on terminal states and padding;
+    coords: [row, col, one-hot a] (+ [row', col'] of s')."""
+    env = gym.make("FrozenLake-v1")
+    mdp = mi.tabular_model(env, "FrozenLake-v1", reward_on)
+    onehot = mi.reward_features("onehot", reward_on, env, "FrozenLake-v1", mdp)
+    live = (mdp["prob"] > 0) & ~mdp["absorbing"][:, None, None]
+    assert onehot.shape[:3] == mdp["prob"].shape
+    assert np.all(onehot.sum(-1)[live] == 1) and np.all(onehot[~live] == 0)
+    if reward_on == "transition":
+        assert onehot.shape[-1] == live.sum()  # every live (s, a, k) its own feature
+        assert len(np.unique(onehot.argmax(-1)[live])) == live.sum()
+    else:  # the same feature for every successor of one (s, a), and different (s, a) apart
+        idx = onehot.argmax(-1)
+        assert np.all((idx[:, :, 0:1] == idx)[live]) and len(np.unique(idx[live])) == live.any(-1).sum()
+    coords = mi.reward_features("coords", reward_on, env, "FrozenLake-v1", mdp)
+    assert coords.shape[-1] == (2 + 4 + 2 if reward_on == "transition" else 2 + 4)
+    s, a, k = np.argwhere(live)[5]
+    row, col = divmod(s, 4)
+    np.testing.assert_allclose(coords[s, a, k, :6], [row / 3, col / 3] + list(np.eye(4)[a]))
