@@ -559,7 +559,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, policy_net: Policy, 
             "script": "dagger.py", "env": args.env, "args": dataclasses.asdict(args),
             "policy": {k: v.detach().cpu().clone() for k, v in policy_net.state_dict().items()},
             # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean),
+                                                     "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
         remove_checkpoint(run_dir)
@@ -673,7 +674,8 @@ def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous
     """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
     obs_space, act_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) "
+                        f"observation")
     if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
         return obs_space.shape[0], int(act_space.n), True
     if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
@@ -772,7 +774,8 @@ def load_expert_policy(path: str, env_id: str, obs_dim: int, act_dim: int, discr
     if os.path.isfile(beside):
         other = demos_metadata(beside).get("env_id")
         if other is not None and other != env_id:
-            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; {expert_hint(env_id)}")
+            raise UserError(f"'{path}' is the expert of {other} (says {beside}), not of {env_id}; "
+                            f"{expert_hint(env_id)}")
     try:
         policy = torch.export.load(path).module()
         with torch.no_grad():

@@ -226,7 +226,8 @@ def tabular_model(env: gym.Env, env_id: str, reward_on: str = "state") -> dict:
         for a in range(num_actions):
             for k, (p, s2, r, _) in enumerate(unwrapped.P[s][a]):
                 transition_reward[s, a, k] = r
-    for s in np.flatnonzero(~terminal[:num_states]) if reward_on == "state" else []:  # (what a terminal state's own P says is never used: it is over)
+    # (only where the reward must be R(s); what a terminal state's own P says is never used: it is over)
+    for s in np.flatnonzero(~terminal[:num_states]) if reward_on == "state" else []:
         for a in range(num_actions):
             for p, s2, r, _ in unwrapped.P[s][a]:
                 if p > 0 and entered_reward.setdefault(s2, r) != r:
@@ -537,7 +538,8 @@ def project_simplex(v: torch.Tensor, total: float, at_most: bool = False) -> tor
 
 
 def solve_simplex_qp(gram: torch.Tensor, linear: torch.Tensor, total: float, at_most: bool,
-                     iterations: int = 100_000, tol: float = 1e-10, init: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     iterations: int = 100_000, tol: float = 1e-10,
+                     init: Optional[torch.Tensor] = None) -> torch.Tensor:
     """argmin_α f(α) = ½ αᵀGα − bᵀα over {α ≥ 0, Σα = total} (or ≤ total), for small k (G is k × k).
 
     Accelerated projected gradient (FISTA, Beck & Teboulle 2009, restarted when it overshoots) finds which α_j are
@@ -839,7 +841,8 @@ def main(args: Args) -> dict:
                     if args.method == "max-margin":
                         last = found.get("alpha")
                         init = None if last is None else torch.cat([last, last.new_zeros(len(margins) - len(last))])
-                        w, found["zeta"], found["alpha"] = max_margin_weights(demo_mu - mus, margins, args.slack_c, init)
+                        w, found["zeta"], found["alpha"] = max_margin_weights(demo_mu - mus, margins, args.slack_c,
+                                                                              init)
                     else:
                         w = demo_mu - found["mu_bar"]
                         found["converged"] = float(w.norm()) <= args.tolerance
@@ -1174,7 +1177,8 @@ def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous
     """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
     obs_space, act_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) "
+                        f"observation")
     if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
         return obs_space.shape[0], int(act_space.n), True
     if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:

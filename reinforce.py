@@ -666,7 +666,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
             "script": "reinforce.py", "env": args.env, "args": dataclasses.asdict(args),
             "agent": {k: v.detach().cpu().clone() for k, v in agent.state_dict().items()},
             # tensors, not numpy arrays, so that torch.load(weights_only=True) can read the file without unpickling code
-            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean), "var": torch.from_numpy(obs_rms.var),
+            "obs_rms": None if obs_rms is None else {"mean": torch.from_numpy(obs_rms.mean),
+                                                     "var": torch.from_numpy(obs_rms.var),
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
         remove_checkpoint(run_dir)
@@ -771,7 +772,8 @@ def check_spaces(env: gym.Env, env_id: str, discrete_ok: bool = True, continuous
     """Return (obs_dim, act_dim, discrete) or raise UserError for spaces this script does not handle."""
     obs_space, act_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) observation")
+        raise UserError(f"{env_id} has observation space {obs_space}; this script needs a flat Box (vector) "
+                        f"observation")
     if isinstance(act_space, gym.spaces.Discrete) and discrete_ok:
         return obs_space.shape[0], int(act_space.n), True
     if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1 and continuous_ok:
