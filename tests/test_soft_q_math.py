@@ -235,3 +235,22 @@ def test_svgd_sampler_converges_to_exp_q_over_alpha_times_the_barrier_prior():
     a = pool.detach().flatten()
     assert float(a.mean()) == pytest.approx(0.381, abs=0.03)
     assert float(a.std()) == pytest.approx(0.247, abs=0.03)
+
+
+def test_tabular_way_pays_on_transitions_like_maxent_irl_on_taxi():
+    """Taxi-v4 pays on the action (−10 for an illegal pick-up or drop-off): the tabular way's rewards are per (s, a, s')
+    already. Its hard value iteration (α = 0) over the time limit earns exactly what maxent_irl.py's expert does with
+    --reward-on transition (two scripts, two ways of ending an episode: `done` here, an absorbing exit state there)."""
+    import gymnasium as gym
+    import maxent_irl
+    env = gym.make("Taxi-v4")
+    mdp = soft_q.tabular_model(env, "Taxi-v4")
+    next_state, prob, reward, done = (torch.as_tensor(mdp[k]) for k in ("next_state", "prob", "reward", "done"))
+    start = torch.as_tensor(env.unwrapped.initial_state_distrib, dtype=torch.float64)
+    q, _ = soft_q.soft_value_iteration(next_state, prob, reward, done, 0.0, 1.0, 200)
+    greedy = torch.log(torch.nn.functional.one_hot(q.argmax(-1), 6).double())
+    ours = soft_q.policy_return(greedy, next_state, prob, reward, done, start)
+    m = maxent_irl.tabular_model(env, "Taxi-v4", "transition")
+    m_next, m_prob, m_reward, m_p0 = (torch.as_tensor(m[k]) for k in ("next_state", "prob", "reward", "p0"))
+    policy, _ = maxent_irl.value_iteration(m_reward, m_next, m_prob, 201)
+    np.testing.assert_allclose(ours, maxent_irl.policy_return(policy, m_reward, m_next, m_prob, m_p0), atol=1e-9)
