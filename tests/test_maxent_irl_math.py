@@ -138,12 +138,15 @@ def demos_on(next_state, num_demos, horizon, rng) -> tuple:
 
 
 @pytest.mark.parametrize("backup", ["ziebart", "soft"])
-def test_gradient_equals_finite_differences_of_the_log_likelihood(backup):
-    """μ̃ − Σ_s D(s) x(s) (D from the demos' start states) = ∂L/∂w by central differences, L the demos' log-likelihood."""
+@pytest.mark.parametrize("reward_on", ["state", "transition"])
+def test_gradient_equals_finite_differences_of_the_log_likelihood(backup, reward_on):
+    """μ̃ − Σ_s D(s) x(s) (D from the demos' start states) = ∂L/∂w by central differences, L the demos' log-likelihood;
+    with features of transitions x(s, a, s'), μ̃ − Σ ρ(s, a, k) x(s, a, s'_k) from the demos' and the model's flows."""
     num_states, num_actions, horizon, d = 6, 3, 7, 4
     next_state, prob = random_mdp(num_states, num_actions, True, 3)
     rng = np.random.default_rng(4)
-    features = torch.as_tensor(rng.normal(size=(num_states, d)))
+    features = torch.as_tensor(rng.normal(size=(num_states, d) if reward_on == "state"
+                                          else (num_states, num_actions, 1, d)))
     states, actions = demos_on(next_state, 9, horizon, rng)
     alive = torch.ones_like(actions, dtype=torch.bool)
 
@@ -154,8 +157,12 @@ def test_gradient_equals_finite_differences_of_the_log_likelihood(backup):
     w = torch.as_tensor(rng.normal(size=d))
     log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
     start = mi.demo_visitation(states[:, :1], num_states)
-    visits = mi.forward_pass(log_pi, next_state, prob, start).sum(0)
-    grad = mi.maxent_gradient(mi.demo_visitation(states, num_states), visits, features)
+    visits_t = mi.forward_pass(log_pi, next_state, prob, start)
+    if reward_on == "state":
+        grad = mi.maxent_gradient(mi.demo_visitation(states, num_states), visits_t.sum(0), features)
+    else:
+        grad = mi.maxent_gradient(mi.demo_flows(states, actions, next_state, prob),
+                                  mi.expected_flows(log_pi, visits_t, prob), features)
     eps = 1e-6
     numeric = [(likelihood(w + eps * e) - likelihood(w - eps * e)) / (2 * eps) for e in torch.eye(d)]
     np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
@@ -503,30 +510,6 @@ def test_transition_reward_value_iteration_and_return_equal_enumeration():
                    for s0 in range(3) for st, ac, p in trajectories(t, s0, 4)
                    if all(ac[i] == int(policy[i, st[i]]) for i in range(3)))
     np.testing.assert_allclose(mi.policy_return(policy, reward, next_state, prob, p0), expected, atol=1e-12)
-
-
-@pytest.mark.parametrize("backup", ["ziebart", "soft"])
-def test_transition_gradient_equals_finite_differences_of_the_log_likelihood(backup):
-    """μ̃ − Σ ρ(s, a, k) x(s, a, s'_k) = ∂L/∂w by central differences, with features of (s, a, s')."""
-    num_states, num_actions, horizon, d = 5, 3, 6, 4
-    next_state, prob = random_mdp(num_states, num_actions, True, 24)
-    rng = np.random.default_rng(25)
-    features = torch.as_tensor(rng.normal(size=(num_states, num_actions, 1, d)))
-    states, actions = demos_on(next_state, 7, horizon, rng)
-    alive = torch.ones_like(actions, dtype=torch.bool)
-
-    def likelihood(w):
-        log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
-        return mi.demo_log_likelihood(log_pi, states, actions, alive).item()
-
-    w = torch.as_tensor(rng.normal(size=d))
-    log_pi, _ = mi.backward_pass(features @ w, next_state, prob, horizon, backup)
-    start = mi.demo_visitation(states[:, :1], num_states)
-    flows = mi.expected_flows(log_pi, mi.forward_pass(log_pi, next_state, prob, start), prob)
-    grad = mi.maxent_gradient(mi.demo_flows(states, actions, next_state, prob), flows, features)
-    eps = 1e-6
-    numeric = [(likelihood(w + eps * e) - likelihood(w - eps * e)) / (2 * eps) for e in torch.eye(d)]
-    np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
 
 
 def test_demo_flows_count_each_transition_at_its_listed_successor():
