@@ -222,15 +222,12 @@ def tabular_model(env: gym.Env, env_id: str, reward_on: str = "state") -> dict:
                 next_state[s, a, k], prob[s, a, k] = s2, p
                 terminal[s2] |= bool(done) and p > 0
     transition_reward = np.zeros((num_states + 1, num_actions, width))  # (S+1, A, K) r(s, a, s'_k)
-    for s in np.flatnonzero(~terminal[:num_states]):  # (a terminal state's own P is never used: the episode is over)
+    for s in np.flatnonzero(~terminal[:num_states]):  # (what a terminal state's own P says is never used: it is over)
         for a in range(num_actions):
             for k, (p, s2, r, _) in enumerate(unwrapped.P[s][a]):
                 transition_reward[s, a, k] = r
-    # (only where the reward must be R(s); what a terminal state's own P says is never used: it is over)
-    for s in np.flatnonzero(~terminal[:num_states]) if reward_on == "state" else []:
-        for a in range(num_actions):
-            for p, s2, r, _ in unwrapped.P[s][a]:
-                if p > 0 and entered_reward.setdefault(s2, r) != r:
+                # R(s) exists only if every transition into s' pays the same
+                if reward_on == "state" and p > 0 and entered_reward.setdefault(s2, r) != r:
                     raise UserError(f"{env_id}'s reward depends on the transition, not only on the state entered "
                                     f"(state {s2} pays both {entered_reward[s2]} and {r}): use --reward-on "
                                     f"transition (or state-action)")
@@ -480,7 +477,7 @@ def plans_under(reward: torch.Tensor, true_reward: torch.Tensor, next_state: tor
     plan = log_pi.argmax(-1)  # (H, S)
     hard_plan, _ = value_iteration(reward, next_state, prob, horizon)  # (H, S)
     return {"log_pi": log_pi, "plan": plan, "return": policy_return(plan, true_reward, next_state, prob, start),
-            "hard_plan": hard_plan, "hard_return": policy_return(hard_plan, true_reward, next_state, prob, start)}
+            "hard_return": policy_return(hard_plan, true_reward, next_state, prob, start)}
 
 
 def reward_correlation(learned: torch.Tensor, true: torch.Tensor) -> float:
@@ -691,17 +688,21 @@ def collect_demos(env: gym.Env, policy: np.ndarray, seeds: list, horizon: int, e
     return states, actions, alive, returns
 
 
-def add_policy(found: dict, policy: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, start: torch.Tensor,
-               features: torch.Tensor, demo_visits: torch.Tensor, margin_kind: str) -> tuple:
-    """Max-margin and projection: put a deterministic policy (H, S) into the set with its μ(π) and D(π, π*)."""
+def policy_features(policy: torch.Tensor, next_state: torch.Tensor, prob: torch.Tensor, start: torch.Tensor,
+                    features: torch.Tensor, demo_visits: torch.Tensor, margin_kind: str) -> tuple:
+    """Max-margin and projection: a deterministic policy's (H, S) μ(π) and its gap D(π, π*) (--margin)."""
     log_pi = torch.log(nn.functional.one_hot(policy, next_state.shape[1]).to(features.dtype))  # (H, S, A)
     mu, visits = feature_expectations(log_pi, next_state, prob, start, features)
     margin = visit_distance(visits, demo_visits) if margin_kind == "visits" else torch.ones((), dtype=mu.dtype,
                                                                                             device=mu.device)
+    return mu, margin
+
+
+def add_policy(found: dict, policy: torch.Tensor, mu: torch.Tensor, margin: torch.Tensor) -> None:
+    """Put π, its μ(π) and D(π, π*) into the set the margin problem of [S7] constrains (and projection mixes)."""
     found["policies"].append(policy)
     found["mus"].append(mu)
     found["margins"].append(margin)
-    return mu, margin
 
 
 def main(args: Args) -> dict:
@@ -765,8 +766,9 @@ def main(args: Args) -> dict:
         train_time = time.time() - start_time
         saved = ckpt.get("mixture")
         mixture = None if saved is None else (saved["policies"].to(device), saved["weights"].to(device))
+        answer = output_policies(args, reward_model, next_state, prob, horizon, mixture)
         summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
-                         expert_return, train_time, extra, mixture)
+                         expert_return, train_time, extra, answer)
         writer.close()
         return summary
 
@@ -793,7 +795,8 @@ def main(args: Args) -> dict:
         # π_0: a random policy (notes 001, step 1), an action drawn once for every (t, s) from --seed
         random_policy = torch.as_tensor(np.random.default_rng([args.seed, 2]).integers(mdp["num_actions"],
                                         size=(horizon, num_states)), device=device)  # (H, S+1)
-        add_policy(found, random_policy, next_state, prob, demo_start, features, demo_visits, args.margin)
+        add_policy(found, random_policy, *policy_features(random_policy, next_state, prob, demo_start, features,
+                                                          demo_visits, args.margin))
         found["mu_bar"] = found["mus"][0]  # projection: μ̄_0 = μ(π_0)
     history = []
     start_iteration = 1
@@ -853,19 +856,16 @@ def main(args: Args) -> dict:
                     # [S9] its μ(π_i) and D(π_i, π*) join the set (step 4). max-margin is done when π_i, the best
                     #      answer to w, already keeps every constraint: wᵀ(μ̃ − μ(π_i)) ≥ D(π_i, π*) − ζ − tolerance
                     #      (the problem of [S7] would not change); projection moves μ̄ towards μ̃.
+                    mu, margin = policy_features(policy, next_state, prob, demo_start, features, demo_visits,
+                                                 args.margin)
+                    if args.method == "max-margin":
+                        # (a policy that breaks no constraint would not change the problem of [S7]: done)
+                        found["converged"] = float(margin - w @ (demo_mu - mu)) - found["zeta"] <= args.tolerance
                     if not found["converged"]:
-                        mu, margin = add_policy(found, policy, next_state, prob, demo_start, features, demo_visits,
-                                                args.margin)
-                        violation = float(margin - w @ (demo_mu - mu)) - found["zeta"]
-                        if args.method == "max-margin" and violation <= args.tolerance:
-                            found["converged"] = True
-                            for key in ("policies", "mus", "margins"):  # (it changes nothing: keep the set as solved)
-                                found[key].pop()
+                        add_policy(found, policy, mu, margin)
                         if args.method == "projection":
                             found["mu_bar"] = project_onto_segment(found["mu_bar"], mu, demo_mu)
-                    gap = float((demo_mu - feature_expectations(torch.log(nn.functional.one_hot(
-                        policy, mdp["num_actions"]).to(features.dtype)), next_state, prob, demo_start,
-                        features)[0]).abs().sum())
+                    gap = float((demo_mu - mu).abs().sum())  # ‖μ̃ − μ(π_i)‖₁
                     nll = float("nan")  # (the policies here are deterministic: the demos' likelihood is 0 or 1)
                 writer.add_scalar("losses/margin_slack" if args.method == "max-margin" else "losses/projection_t",
                                   found["zeta"] if args.method == "max-margin" else float(w.norm()), iteration)
@@ -918,7 +918,8 @@ def main(args: Args) -> dict:
     extra = {"num_demos": args.num_demos, "horizon": horizon, "demo_return_mean": float(demo_returns.mean()),
              "time_per_iteration_ms": 1000 * learn_time / max(args.iterations, 1), "history": history,
              "policies_found": len(found["policies"]), "converged": found["converged"], "slack": found["zeta"]}
-    policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)
+    answer = output_policies(args, reward_model, next_state, prob, horizon, mixture)
+    policies, weights = answer
     answer_counts = 0  # the answer's expected visits D(s) (or transitions ρ), from the demos' starts
     for pi, lam in zip(policies, weights):
         log_pi = torch.log(nn.functional.one_hot(pi, mdp["num_actions"]).to(features.dtype))
@@ -930,7 +931,7 @@ def main(args: Args) -> dict:
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, env, reward_model, mdp, next_state, prob, true_reward, p0, horizon,
-                     expert_return, train_time, extra, mixture)
+                     expert_return, train_time, extra, answer)
     writer.close()
     return summary
 
@@ -954,13 +955,14 @@ def output_policies(args: Args, reward_model: RewardModel, next_state: torch.Ten
 
 def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward_model: RewardModel, mdp: dict,
            next_state: torch.Tensor, prob: torch.Tensor, true_reward: torch.Tensor, p0: torch.Tensor, horizon: int,
-           expert_return: float, train_time: float, extra: dict, mixture: Optional[tuple] = None) -> dict:
-    """Plan under the learned reward, score the plan exactly and in the env, save model.pt and summary.json."""
+           expert_return: float, train_time: float, extra: dict, answer: tuple) -> dict:
+    """Score the method's answer (output_policies: policies (k, H, S), weights (k,)) exactly and in the env, save
+    model.pt and summary.json."""
     with torch.no_grad():
         reward = reward_model()  # (S+1,) or (S+1, A, K)
         plans = plans_under(reward, true_reward, next_state, prob, p0, horizon, args.backup)
     log_pi, hard_return = plans["log_pi"], plans["hard_return"]
-    policies, weights = output_policies(args, reward_model, next_state, prob, horizon, mixture)  # (k, H, S), (k,)
+    policies, weights = answer  # (k, H, S), (k,)
     # the answer's exact return: Σ_j λ_j E[Σ_t R(s_t) | π_j] (one policy, λ = 1, but for projection's mixture)
     learned_return = sum(float(lam) * policy_return(pi, true_reward, next_state, prob, p0)
                          for pi, lam in zip(policies, weights))
@@ -978,8 +980,8 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, env: gym.Env, reward
             "log_pi": log_pi[:, real].cpu().clone(),  # (H, S, A) log π_t(a|s), the MaxEnt policy under r_θ
             "method": args.method,
             # projection's answer: policy j (H, S+1 with the exit state) played with probability weights[j]
-            "mixture": None if mixture is None else {"policies": mixture[0].cpu().clone(),
-                                                     "weights": mixture[1].cpu().clone()},
+            "mixture": None if args.method != "projection" else {"policies": policies.cpu().clone(),
+                                                                   "weights": weights.cpu().clone()},
         }, os.path.join(run_dir, "model.pt"))
         remove_checkpoint(run_dir)
     # The same policy in the env itself: its mean return estimates learned_return (exact), within sampling error.

@@ -62,13 +62,13 @@ def test_the_forward_pass_starts_from_the_demos_starts_and_the_updates_match_the
 
 def test_max_margin_solves_over_every_policy_found_so_far(tmp_path, monkeypatch):
     """Round i's margin problem holds the constraints of π_0..π_{i−1}, in order: Δ_j = μ̃ − μ(π_j) and D_j exactly as
-    add_policy computed them when π_j joined the set (and the same μ̃ throughout)."""
+    policy_features computed them when π_j joined the set (and the same μ̃ throughout)."""
     added, solved = [], []
     real_add, real_solve = maxent_irl.add_policy, maxent_irl.max_margin_weights
 
-    def add(*a, **k):
-        added.append(real_add(*a, **k))
-        return added[-1]
+    def add(found, policy, mu, margin):
+        added.append((mu.clone(), margin.clone()))
+        return real_add(found, policy, mu, margin)
 
     def solve(deltas, margins, slack_c, init=None):
         solved.append((deltas.clone(), margins.clone()))
