@@ -967,10 +967,15 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: 
         "train_return_last100": float(np.mean(train_returns[-100:])) if train_returns else None,
         "checkpoint": args.checkpoint, "run_dir": run_dir,
         "expert_return": expert_return, "expert_fraction": expert_fraction(eval_returns, expert_return),
+        # 0 = a uniform random policy, 1 = the demonstrator, on the same evaluation seeds
+        "normalized_score": normalized_score(eval_returns, args.demos or default_expert_path(args.env, "demos.npz"),
+                                             args.eval_seed),
     } | extra
     atomic_write_text(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
     if summary["expert_fraction"] is not None:
         print(f"fraction of the expert's return ({expert_return:.1f}): {summary['expert_fraction']:.3f}")
+    if summary["normalized_score"] is not None:
+        print(f"normalised score (random policy 0, demonstrator 1): {summary['normalized_score']:.3f}")
     if len(eval_returns):
         print(f"eval: {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} over {len(eval_returns)} "
               f"episodes; run directory {run_dir}")
@@ -1125,6 +1130,23 @@ def demos_metadata(path: str) -> dict:
     except Exception as err:  # empty, truncated, not a zip, bad JSON
         reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         raise UserError(f"'{path}' is not a demos.npz written by ppo.py --save-expert ({reason})") from None
+
+
+def normalized_score(returns: np.ndarray, demos_path: str, eval_seed: int) -> Optional[float]:
+    """(R − R_random) / (R_expert − R_random): 0 for a uniform random policy, 1 for the demonstrator (D4RL's and
+    imitation's score). Both references come from the expert's metadata, measured by ppo.py --save-expert on the
+    evaluation seeds: over these very episodes when this evaluation's seeds are among them (the defaults), else over
+    all of them. None without episodes or reference returns (an expert from before they were recorded)."""
+    reference = demos_metadata(demos_path).get("reference") if os.path.isfile(demos_path) else None
+    if not len(returns) or not reference:
+        return None
+    same = reference["eval_seed"] == eval_seed and len(returns) <= reference["episodes"]
+    n = len(returns) if same else reference["episodes"]
+    random_return = float(np.mean(reference["random_returns"][:n]))
+    expert_return = float(np.mean(reference["expert_returns"][:n]))
+    if not expert_return > random_return:
+        return None
+    return (float(np.mean(returns)) - random_return) / (expert_return - random_return)
 
 
 def load_demos(path: str, env_id: str, obs_dim: int, act_dim: int, discrete: bool) -> dict:

@@ -106,6 +106,9 @@ class Args:
     """episodes of demonstrations written to demos.npz"""
     expert_seed: int = 20_000
     """demonstration episode i is reset with seed expert_seed + i"""
+    expert_demos: Literal["stochastic", "deterministic"] = "stochastic"
+    """demos.npz from the policy as trained (actions sampled from π_θ, a demonstrator with noise, as D4RL's and
+    imitation's datasets are) or from policy.pt2 (the mean action: the states repeat from episode to episode)"""
     checkpoint_every: int = 100_000
     """write <run dir>/checkpoint.pt (all that --resume needs) every this many env steps; 0: only on Ctrl-C/SIGTERM"""
     resume: Optional[str] = None
@@ -872,7 +875,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
         writer.add_scalar("eval/return", float(eval_returns.mean()), global_step)
 
     if args.save_expert is not None:
-        save_expert(args, policy, agent.actor[0].in_features)
+        save_expert(args, policy, agent.actor[0].in_features, agent.log_std)
 
     summary = {
         "script": "ppo.py", "env": args.env, "seed": args.seed, "env_steps": global_step,
@@ -1260,6 +1263,7 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     args.hidden_size, args.clip_obs = ckpt["args"]["hidden_size"], ckpt["args"]["clip_obs"]
     args.activation = ckpt["args"].get("activation", "tanh")  # (older model.pt files predate the field: tanh)
+    args.trained_with = ckpt["args"]  # (an attribute, not a field: the expert's metadata gives the training command)
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation).to(device)
     agent.load_state_dict(ckpt["agent"])
     obs_rms = None
@@ -1271,12 +1275,18 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
 
 
 def command_line(args: Args) -> str:
-    """The command that gives these arguments: `python ppo.py --env ID` and every field not at its default."""
+    """The command that gives these arguments: `python ppo.py --env ID` and every field not at its default (the
+    defaults being the env's preset where the run used the one --preset auto picks)."""
+    name = args.preset if args.preset in PRESETS else None
+    auto = dataclasses.replace(args, preset="auto")
+    defaults = dataclasses.replace(Args(), **PRESETS[name]["args"]) if name else Args()
     parts = ["python ppo.py", f"--env {args.env}"]
     for field in dataclasses.fields(Args):
         value, flag = getattr(args, field.name), "--" + field.name.replace("_", "-")
-        if field.name == "env" or value == field.default:
+        if field.name == "env" or value == getattr(defaults, field.name):
             continue
+        if field.name == "preset" and preset_for(auto) == value:
+            continue  # (the preset --preset auto picks for this env)
         if isinstance(value, bool):
             parts.append(flag if value else "--no-" + flag[2:])
         else:
@@ -1284,8 +1294,61 @@ def command_line(args: Args) -> str:
     return " ".join(parts)
 
 
-def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
-    """DIR/policy.pt2: the deterministic policy via torch.export; DIR/demos.npz: its episodes (CONTRIBUTING.md)."""
+def training_command(args: Args) -> str:
+    """The one command that trains and exports this expert. With --checkpoint, the model's training arguments (kept in
+    model.pt) plus this export's: training is deterministic on a CPU, so that command gives the same expert."""
+    trained = getattr(args, "trained_with", None)
+    if trained is None:
+        return command_line(args)
+    fields = {f.name for f in dataclasses.fields(Args)}
+    where = ("exp_name", "runs_dir", "eval_episodes", "eval_seed", "checkpoint_every", "capture_video", "cuda")
+    train = dataclasses.replace(Args(), **{k: v for k, v in trained.items() if k in fields and k not in where})
+    train = dataclasses.replace(train, checkpoint=None, resume=None, save_expert=args.save_expert,
+                                expert_episodes=args.expert_episodes, expert_seed=args.expert_seed,
+                                expert_demos=args.expert_demos)
+    return command_line(train)
+
+
+def uniform_random_policy(action_space: gym.Space, seed: int):
+    """The random policy of normalised scores: actions uniform on the action space, from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    if isinstance(action_space, gym.spaces.Discrete):
+        return lambda obs: rng.integers(action_space.n, size=len(obs))
+    low, high = action_space.low.astype(np.float32), action_space.high.astype(np.float32)
+    return lambda obs: rng.uniform(low, high, size=(len(obs),) + low.shape).astype(np.float32)
+
+
+def sampling_policy(policy: DeterministicPolicy, log_std: torch.Tensor, seed: int):
+    """The policy as trained: a ~ π_θ(·|s), N(μ_θ(s), σ²) clipped to the bounds (what the env executes) or a draw
+    from the categorical; a numpy callable like torch_policy's, its draws from a generator seeded with `seed`."""
+    gen, std = torch.Generator().manual_seed(seed), log_std.detach().cpu().exp()
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(obs)
+            if policy.normalize:
+                x = torch.clamp((x - policy.obs_mean) / torch.sqrt(policy.obs_var + policy.eps),
+                                -policy.clip_obs, policy.clip_obs)
+            out = policy.actor(x)
+            if policy.discrete:
+                return torch.multinomial(torch.softmax(out, dim=-1), 1, generator=gen).squeeze(-1).numpy()
+            action = out + std * torch.randn(out.shape, generator=gen)
+            return torch.maximum(torch.minimum(action, policy.high), policy.low).numpy()
+    return act
+
+
+REFERENCE_EPISODES = 50  # episodes of each reference return (random policy, demonstrator) in an expert's metadata
+
+
+def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int, log_std: torch.Tensor) -> None:
+    """DIR/policy.pt2: the deterministic policy via torch.export; DIR/demos.npz: the demonstrator's episodes and the
+    returns that normalise scores (CONTRIBUTING.md).
+
+    The demonstrator is the policy as trained (--expert-demos stochastic) or policy.pt2 itself (deterministic). The
+    metadata's "reference" holds the returns of a uniform random policy and of the demonstrator on the evaluation
+    seeds (episode i from reset(seed=eval_seed + i)): an imitator's normalised score is
+    (R − R_random) / (R_expert − R_random) on those same seeds.
+    """
     os.makedirs(args.save_expert, exist_ok=True)
     # GOTCHA: export with a batch of 2 and Dim.AUTO; a batch of 1 specialises the batch dimension to 1.
     exported = torch.export.export(policy, (torch.zeros(2, obs_dim),),
@@ -1295,18 +1358,35 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
     staged = os.path.join(args.save_expert, f".demos.staged{os.getpid()}.npz")
     try:
         torch.export.save(exported, tmp_policy)
-        # The demonstrations come from the exported program itself, so they are exactly what a user of policy.pt2
-        # gets.
-        demos = run_episodes(torch_policy(torch.export.load(tmp_policy).module()), args.env, args.expert_episodes,
-                             args.expert_seed)
+        # The deterministic demonstrations come from the exported program itself, so they are exactly what a user of
+        # policy.pt2 gets.
+        deterministic = torch_policy(torch.export.load(tmp_policy).module())
+
+        def demonstrator(seed: int):
+            return deterministic if args.expert_demos == "deterministic" else sampling_policy(policy, log_std, seed)
+        demos = run_episodes(demonstrator(args.expert_seed), args.env, args.expert_episodes, args.expert_seed)
         returns = demos["episode_returns"]
+        n_ref = max(args.eval_episodes, REFERENCE_EPISODES)
+        with make_env(args.env) as env:
+            action_space = env.action_space
+        reference = {
+            "eval_seed": args.eval_seed, "episodes": n_ref,
+            "random_returns": run_episodes(uniform_random_policy(action_space, args.eval_seed), args.env, n_ref,
+                                           args.eval_seed)["episode_returns"].tolist(),
+            "expert_returns": run_episodes(demonstrator(args.eval_seed), args.env, n_ref,
+                                           args.eval_seed)["episode_returns"].tolist(),
+        }
         metadata = {
-            "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": command_line(args),
+            "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": training_command(args),
+            "demonstrator": args.expert_demos,
             "return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "episodes": len(returns), "obs_dim": obs_dim,
             "action_space": "discrete" if policy.discrete else "continuous",
+            "reference": reference,
             "versions": {"gymnasium": gym.__version__, "torch": torch.__version__, "numpy": np.__version__},
         }
+        if args.checkpoint is not None:
+            metadata["exported_by"] = command_line(args)
         atomic_savez(staged, metadata=np.array(json.dumps(metadata)), **demos)
         # Both files are complete before either replaces the old expert, so an interrupted export never leaves a
         # new policy beside old demonstrations (short of a crash between these two renames).
@@ -1316,7 +1396,9 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int) -> None:
         for leftover in (tmp_policy, staged):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    print(f"expert: {path} and demos.npz ({len(returns)} episodes, return {returns.mean():.1f} ± {returns.std():.1f})")
+    random_mean, expert_mean = np.mean(reference["random_returns"]), np.mean(reference["expert_returns"])
+    print(f"expert: {path} and demos.npz ({len(returns)} {args.expert_demos} episodes, return {returns.mean():.1f} ± "
+          f"{returns.std():.1f}); on the evaluation seeds: demonstrator {expert_mean:.1f}, random {random_mean:.1f}")
 
 
 if __name__ == "__main__":

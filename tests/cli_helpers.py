@@ -55,3 +55,17 @@ def check_run_dir(runs_dir, env_id: str, script: str, eval_episodes: int) -> dic
     with open(os.path.join(run_dir, "args.json")) as f:
         assert json.load(f)["env"] == env_id
     return summary
+
+
+def replay_demos(env, demos, episodes: int, seed: int) -> None:
+    """Step `env` with a demos.npz's recorded actions from reset(seed=seed + i) for its first `episodes` episodes: the
+    env must give back the recorded observations, rewards and episode ends (the actions are what the env executed)."""
+    t = 0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        for _ in range(int(demos["episode_lengths"][i])):
+            np.testing.assert_array_equal(np.float32(obs), demos["observations"][t])
+            obs, reward, terminated, truncated, _ = env.step(demos["actions"][t])
+            assert reward == demos["rewards"][t] and np.array_equal(np.float32(obs), demos["next_observations"][t])
+            assert (terminated, truncated) == (demos["terminations"][t], demos["truncations"][t])
+            t += 1

@@ -151,3 +151,38 @@ def test_demos_metadata_reads_the_expert_return():
     with np.load(demos_of("Hopper-v4")) as data:
         assert meta == json.loads(str(data["metadata"]))
     assert meta["return_mean"] > 3000
+
+
+def test_normalized_score_is_zero_for_random_and_one_for_the_demonstrator(tmp_path):
+    """(R − R_random) / (R_expert − R_random), with the references of the same evaluation seeds when they are stored."""
+    path = str(tmp_path / "demos.npz")
+    reference = {"eval_seed": 100, "episodes": 4, "random_returns": [0.0, 2.0, 4.0, 6.0],
+                 "expert_returns": [10.0, 12.0, 20.0, 30.0]}
+    np.savez(path, metadata=np.array(json.dumps({"env_id": "X", "reference": reference})))
+    returns = np.array([5.0, 7.0])
+    # seeds 100 and 101: random 1, expert 11
+    assert bc.normalized_score(returns, path, eval_seed=100) == pytest.approx((6.0 - 1.0) / (11.0 - 1.0))
+    assert bc.normalized_score(np.array([1.0, 1.0]), path, 100) == 0.0
+    assert bc.normalized_score(np.array([11.0, 11.0]), path, 100) == 1.0
+    # other seeds, or more episodes than stored: the means over all of them (random 3, expert 18)
+    assert bc.normalized_score(returns, path, eval_seed=7) == pytest.approx((6.0 - 3.0) / 15.0)
+    assert bc.normalized_score(np.full(5, 6.0), path, eval_seed=100) == pytest.approx(3.0 / 15.0)
+    assert bc.normalized_score(np.array([]), path, 100) is None
+    np.savez(path, metadata=np.array(json.dumps({"env_id": "X"})))  # an expert without references
+    assert bc.normalized_score(returns, path, 100) is None
+    assert bc.normalized_score(returns, str(tmp_path / "missing.npz"), 100) is None
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Hopper-v4"])
+def test_shipped_references_give_the_stated_scores(env_id):
+    """Each shipped expert's references: the demonstrator scores 1, the random policy 0, and the random returns are
+    those of ppo.py's uniform random policy on the evaluation seeds (the first two episodes checked)."""
+    import ppo
+    path = demos_of(env_id)
+    reference = bc.demos_metadata(path)["reference"]
+    assert bc.normalized_score(np.array(reference["expert_returns"][:10]), path, reference["eval_seed"]) == 1.0
+    assert bc.normalized_score(np.array(reference["random_returns"][:10]), path, reference["eval_seed"]) == 0.0
+    space = ppo.make_env(env_id).action_space
+    again = ppo.run_episodes(ppo.uniform_random_policy(space, reference["eval_seed"]), env_id, 2,
+                             reference["eval_seed"])["episode_returns"]
+    assert again.tolist() == reference["random_returns"][:2]

@@ -1,5 +1,7 @@
 """ppo.py end to end through its command line: tiny runs, clear errors, saving and reloading."""
+import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 import torch
 
 import ppo
-from cli_helpers import check_run_dir, error_line as _error_line, only_run_dir, run_script
+from cli_helpers import replay_demos, check_run_dir, error_line as _error_line, only_run_dir, run_script
 
 
 def run_cli(*argv):
@@ -85,7 +87,7 @@ def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
     (2) policy.pt2, loaded with torch.export alone, gets them too; (3) demos.npz is what the policy did."""
     args = ppo.Args(env="Hopper-v4", total_timesteps=4096, num_steps=1024, num_minibatches=8, update_epochs=2,
                     eval_episodes=3, runs_dir=str(tmp_path / "train"), save_expert=str(tmp_path / "expert"),
-                    expert_episodes=3)
+                    expert_episodes=3, expert_demos="deterministic")
     trained = ppo.main(args)
 
     reloaded = ppo.main(ppo.Args(env="Hopper-v4", checkpoint=os.path.join(trained["run_dir"], "model.pt"),
@@ -102,6 +104,11 @@ def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
     demos = np.load(tmp_path / "expert" / "demos.npz")
     meta = json.loads(str(demos["metadata"]))
     assert meta["env_id"] == "Hopper-v4" and meta["episodes"] == 3 and meta["action_space"] == "continuous"
+    assert meta["demonstrator"] == "deterministic"
+    # the reference returns of the normalised score: the demonstrator (here policy.pt2) on the evaluation seeds
+    reference = meta["reference"]
+    assert reference["eval_seed"] == args.eval_seed and reference["episodes"] == ppo.REFERENCE_EPISODES
+    np.testing.assert_allclose(reference["expert_returns"][:3], trained["eval_returns"], rtol=1e-6)
     n = int(demos["episode_lengths"].sum())
     assert demos["observations"].shape == (n, 11) and demos["actions"].shape == (n, 3)
     assert demos["next_observations"].shape == (n, 11) and demos["rewards"].shape == (n,)
@@ -116,6 +123,58 @@ def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
     with torch.no_grad():
         relabel = policy(torch.from_numpy(demos["observations"])).numpy()
     np.testing.assert_allclose(relabel, demos["actions"], rtol=1e-6, atol=1e-7)
+
+
+def test_stochastic_demos_are_the_sampling_policy_on_the_env(tmp_path):
+    """By default demos.npz holds the policy as trained: actions sampled from π_θ (not policy.pt2's mean), each one
+    the action the env executed at the recorded state; the reference returns are reproducible."""
+    args = ppo.Args(env="Hopper-v4", total_timesteps=2048, num_steps=1024, num_minibatches=8, update_epochs=1,
+                    eval_episodes=2, runs_dir=str(tmp_path / "train"), save_expert=str(tmp_path / "expert"),
+                    expert_episodes=3)
+    ppo.main(args)
+    with np.load(tmp_path / "expert" / "demos.npz") as data:
+        demos = {k: data[k] for k in data.files}
+    meta = json.loads(str(demos["metadata"]))
+    assert meta["demonstrator"] == "stochastic"
+    assert dataclasses.asdict(ppo.parse_args(meta["command"].split()[2:])) == dataclasses.asdict(args)
+    replay_demos(ppo.make_env("Hopper-v4"), demos, 3, args.expert_seed)
+    policy = torch.export.load(str(tmp_path / "expert" / "policy.pt2")).module()
+    with torch.no_grad():
+        mean_action = policy(torch.from_numpy(demos["observations"])).numpy()
+    assert np.abs(demos["actions"] - mean_action).mean() > 0.1  # sampled, not the mean (σ ≈ 1 after 2 updates)
+    assert np.all(np.abs(demos["actions"]) <= 1.0)  # clipped to Hopper's bounds, as the env executes them
+    reference = meta["reference"]
+    space = ppo.make_env("Hopper-v4").action_space
+    random_returns = ppo.run_episodes(ppo.uniform_random_policy(space, args.eval_seed), "Hopper-v4",
+                                      ppo.REFERENCE_EPISODES, args.eval_seed)["episode_returns"]
+    assert reference["random_returns"] == random_returns.tolist()
+    assert len(reference["expert_returns"]) == ppo.REFERENCE_EPISODES
+
+
+def test_sampling_policy_draws_from_the_trained_distribution():
+    """a ~ N(μ, σ²) clipped to the bounds, and a categorical draw with the softmax's probabilities."""
+    actor = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        actor.weight.zero_()
+        actor.bias.copy_(torch.tensor([0.1, -0.3]))
+    wide = ppo.DeterministicPolicy(actor, None, 10.0, False, np.full(2, -100.0), np.full(2, 100.0))
+    draw = ppo.sampling_policy(wide, torch.log(torch.tensor([0.5, 2.0])), seed=0)
+    actions = draw(np.zeros((40_000, 2), np.float32))
+    np.testing.assert_allclose(actions.mean(0), [0.1, -0.3], atol=0.03)
+    np.testing.assert_allclose(actions.std(0), [0.5, 2.0], rtol=0.02)
+    narrow = ppo.DeterministicPolicy(actor, None, 10.0, False, np.full(2, -0.2), np.full(2, 0.2))
+    clipped = ppo.sampling_policy(narrow, torch.log(torch.tensor([0.5, 2.0])), seed=0)(np.zeros((40_000, 2), np.float32))
+    assert clipped.min() == -0.2 and clipped.max() == 0.2
+    assert np.mean(clipped[:, 0] == 0.2) == pytest.approx(0.5 * math.erfc((0.2 - 0.1) / (0.5 * math.sqrt(2))), abs=0.01)
+    logits = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        logits.weight.zero_()
+        logits.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    discrete = ppo.DeterministicPolicy(logits, None, 10.0, True, None, None)
+    picks = ppo.sampling_policy(discrete, torch.zeros(3), seed=0)(np.zeros((40_000, 2), np.float32))
+    assert picks.dtype == np.int64
+    np.testing.assert_allclose(np.bincount(picks, minlength=3) / len(picks),
+                               torch.softmax(torch.tensor([0.0, 1.0, -1.0]), 0).numpy(), atol=0.01)
 
 
 def test_discrete_expert_exports_integer_actions(tmp_path):
@@ -142,3 +201,13 @@ def test_command_line_reproduces_the_arguments():
     assert command == "python ppo.py --env CartPole-v1 --seed 3 --num-envs 4 --learning-rate 0.00025 --no-norm-reward"
     import tyro
     assert tyro.cli(ppo.Args, args=command.split()[2:]) == args
+
+
+def test_command_line_leaves_out_what_the_preset_gives():
+    """A run with its env's preset: the command names only what differs from the preset, and gives the same args."""
+    args = ppo.parse_args(["--env", "HalfCheetah-v4", "--seed", "2", "--gamma", "0.99"])
+    command = ppo.command_line(args)
+    assert command == "python ppo.py --env HalfCheetah-v4 --seed 2 --gamma 0.99"
+    assert ppo.parse_args(command.split()[2:]) == args
+    other = ppo.parse_args(["--env", "HalfCheetah-v4", "--preset", "Hopper"])
+    assert ppo.command_line(other) == "python ppo.py --env HalfCheetah-v4 --preset Hopper"
