@@ -1375,6 +1375,8 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int, log_std: 
                                            args.eval_seed)["episode_returns"].tolist(),
             "expert_returns": run_episodes(demonstrator(args.eval_seed), args.env, n_ref,
                                            args.eval_seed)["episode_returns"].tolist(),
+            # policy.pt2's own (DAgger's labeller; the same as expert_returns for deterministic demos)
+            "policy_returns": run_episodes(deterministic, args.env, n_ref, args.eval_seed)["episode_returns"].tolist(),
         }
         metadata = {
             "env_id": args.env, "script": "ppo.py", "seed": args.seed, "command": training_command(args),

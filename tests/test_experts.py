@@ -46,6 +46,7 @@ def test_shipped_expert_is_consistent(env_id):
     reference = meta["reference"]
     assert reference["eval_seed"] == 10_000 and reference["episodes"] == ppo.REFERENCE_EPISODES
     assert len(reference["random_returns"]) == len(reference["expert_returns"]) == reference["episodes"]
+    assert len(reference["policy_returns"]) == reference["episodes"]
     assert np.mean(reference["expert_returns"]) > np.mean(reference["random_returns"])
 
     policy = torch.export.load(os.path.join(folder, "policy.pt2")).module()

@@ -109,6 +109,7 @@ def test_saved_model_and_exported_expert_reproduce_the_evaluation(tmp_path):
     reference = meta["reference"]
     assert reference["eval_seed"] == args.eval_seed and reference["episodes"] == ppo.REFERENCE_EPISODES
     np.testing.assert_allclose(reference["expert_returns"][:3], trained["eval_returns"], rtol=1e-6)
+    assert reference["policy_returns"] == reference["expert_returns"]
     n = int(demos["episode_lengths"].sum())
     assert demos["observations"].shape == (n, 11) and demos["actions"].shape == (n, 3)
     assert demos["next_observations"].shape == (n, 11) and demos["rewards"].shape == (n,)
