@@ -60,6 +60,9 @@ def check_run_dir(runs_dir, env_id: str, script: str, eval_episodes: int) -> dic
 def replay_demos(env, demos, episodes: int, seed: int) -> None:
     """Step `env` with a demos.npz's recorded actions from reset(seed=seed + i) for its first `episodes` episodes: the
     env must give back the recorded observations, rewards and episode ends (the actions are what the env executed)."""
+    # (read each array once: indexing an open npz file decompresses the whole array at every access)
+    demos = {k: np.asarray(demos[k]) for k in ("observations", "actions", "rewards", "next_observations", "terminations",
+                                               "truncations", "episode_lengths")}
     t = 0
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
