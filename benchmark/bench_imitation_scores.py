@@ -14,7 +14,8 @@ compares like with like: 0 is a uniform random policy, 1 the demonstrator (the s
 
 Each run is cached in benchmark/runs/imitation_scores/<tag>.json when it ends, and results/imitation/imitation_scores.json
 is rewritten from every cached run after each one, so a worker that is ended resumes where it stopped (a run cut off
-midway starts again) and the results file always holds every finished run.
+midway goes on from its last checkpoint.pt with the script's --resume) and the results file always holds every
+finished run.
 """
 import argparse
 import json
@@ -57,9 +58,13 @@ def run(job) -> dict:
         with open(cache) as f:
             return json.load(f)
     runs_dir = os.path.join(RUNS, tag)
-    shutil.rmtree(runs_dir, ignore_errors=True)  # a run cut off before its cache was written starts again
-    print(f"start {tag}", flush=True)
     cmd = [sys.executable, script, "--runs-dir", runs_dir] + argv
+    found = os.listdir(runs_dir) if os.path.isdir(runs_dir) else []
+    if len(found) == 1 and os.path.isfile(os.path.join(runs_dir, found[0], "checkpoint.pt")):
+        cmd = [sys.executable, script, "--resume", os.path.join(runs_dir, found[0])]  # a run cut off: go on from it
+    else:
+        shutil.rmtree(runs_dir, ignore_errors=True)  # cut off before its first checkpoint: start again
+    print(f"{'resume' if '--resume' in cmd else 'start'} {tag}", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     if proc.returncode != 0:
         raise SystemExit(f"{tag} failed: {proc.stderr[-2000:]}")
@@ -111,6 +116,13 @@ def table() -> None:
     envs = [e for e in ENVS if any(r["env"] == e for r in rows)]
     print("| method | " + " | ".join(envs) + " |")
     print("| --- |" + " --- |" * len(envs))
+    cells = []
+    for env in envs:  # the expert's own deterministic policy, from its references
+        with np.load(os.path.join(ROOT, "experts", env, "demos.npz")) as demos:
+            ref = json.loads(str(demos["metadata"]))["reference"]
+        rand, expert, policy = (np.mean(ref[k]) for k in ("random_returns", "expert_returns", "policy_returns"))
+        cells.append(f"{(policy - rand) / (expert - rand):.2f} ({policy:,.0f}; demonstrator {expert:,.0f})")
+    print("| expert's policy.pt2 (its return; the demonstrator's) | " + " | ".join(cells) + " |")
     for method in METHODS:
         cells = []
         for env in envs:
