@@ -32,7 +32,7 @@ Run:
     python gcl.py --env Pendulum-v1 --total-timesteps 300000 --num-envs 4 --num-steps 512 --gamma 0.9 \
         --learning-rate 1e-3 --num-minibatches 16 --lcr-coef 1
     python gcl.py --env Pendulum-v1 ... --segment-length 10     # weights over 10-step segments (see DEVIATION)
-What a working run reaches: Pendulum-v1 −138 within 300k steps (expert −146, random −1,091); the Hopper-v4 table
+What a working run reaches: Pendulum-v1 −138 within 300k steps (earlier expert −146, random −1,091); the Hopper-v4 table
 is in docs/gcl.md, with the command behind each number.
 
 Deviations from the paper, each measured with the Pendulum command above without --lcr-coef and with

@@ -113,7 +113,7 @@ def write_results(envs: list) -> None:
 def table() -> None:
     with open(RESULTS) as f:
         rows = json.load(f)["rows"]
-    envs = [e for e in ENVS if any(r["env"] == e for r in rows)]
+    envs = ENVS
     print("| method | " + " | ".join(envs) + " |")
     print("| --- |" + " --- |" * len(envs))
     cells = []
@@ -151,7 +151,7 @@ def main() -> None:
         for job in todo[i::n]:
             run(job)
             write_results(ENVS)
-    write_results(ENVS)
+        write_results(ENVS)
     table()
 
 
