@@ -1301,11 +1301,13 @@ def training_command(args: Args) -> str:
     if trained is None:
         return command_line(args)
     fields = {f.name for f in dataclasses.fields(Args)}
-    where = ("exp_name", "runs_dir", "eval_episodes", "eval_seed", "checkpoint_every", "capture_video", "cuda")
+    where = ("exp_name", "runs_dir", "checkpoint_every", "capture_video", "cuda")  # (nothing the expert depends on)
     train = dataclasses.replace(Args(), **{k: v for k, v in trained.items() if k in fields and k not in where})
+    # the export's own settings: its evaluation seeds and episodes set the references
     train = dataclasses.replace(train, checkpoint=None, resume=None, save_expert=args.save_expert,
                                 expert_episodes=args.expert_episodes, expert_seed=args.expert_seed,
-                                expert_demos=args.expert_demos)
+                                expert_demos=args.expert_demos, eval_seed=args.eval_seed,
+                                eval_episodes=args.eval_episodes)
     return command_line(train)
 
 

@@ -212,3 +212,28 @@ def test_command_line_leaves_out_what_the_preset_gives():
     assert ppo.parse_args(command.split()[2:]) == args
     other = ppo.parse_args(["--env", "HalfCheetah-v4", "--preset", "Hopper"])
     assert ppo.command_line(other) == "python ppo.py --env HalfCheetah-v4 --preset Hopper"
+
+
+def test_an_expert_exported_from_a_checkpoint_records_the_one_command_that_remakes_it(tmp_path):
+    """--checkpoint --save-expert writes the training run's command plus the export's flags; that command, run from
+    scratch, gives the same demos and references (training is deterministic on a CPU)."""
+    tiny = dict(env="CartPole-v1", total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=1)
+    trained = ppo.main(ppo.Args(**tiny, eval_episodes=3, runs_dir=str(tmp_path / "train")))
+    exported = tmp_path / "exported"
+    ppo.main(ppo.parse_args(["--env", "CartPole-v1", "--checkpoint", os.path.join(trained["run_dir"], "model.pt"),
+                             "--save-expert", str(exported), "--expert-episodes", "2", "--eval-episodes", "2",
+                             "--runs-dir", str(tmp_path / "eval")]))
+    with np.load(exported / "demos.npz") as data:
+        first = {k: data[k] for k in data.files}
+    meta = json.loads(str(first["metadata"]))
+    assert meta["command"] == (f"python ppo.py --env CartPole-v1 --total-timesteps 256 --eval-episodes 2 "
+                               f"--save-expert {exported} --expert-episodes 2 --num-envs 2 --num-steps 64 "
+                               f"--num-minibatches 2 --update-epochs 1")
+    assert "--checkpoint" in meta["exported_by"]
+    ppo.main(ppo.parse_args(meta["command"].split()[2:] + ["--runs-dir", str(tmp_path / "again")]))
+    with np.load(exported / "demos.npz") as data:
+        again = {k: data[k] for k in data.files}
+    for key in first:
+        if key != "metadata":
+            np.testing.assert_array_equal(again[key], first[key])
+    assert json.loads(str(again["metadata"]))["reference"] == meta["reference"]
