@@ -2,6 +2,7 @@
 missing or mismatched expert, and --checkpoint."""
 import os
 
+import numpy as np
 import pytest
 
 import gail
@@ -43,7 +44,13 @@ def test_tiny_run_writes_the_run_directory(tmp_path, env_id, extra):
     if env_id == "CartPole-v1":  # 4 of the 25 shipped 500-step episodes
         assert summary["expert_pairs"] == 2000 and summary["num_demos"] == 4
         assert summary["expert_fraction"] == pytest.approx(summary["eval_return_mean"] / 500.0)
-        assert lines[-2].startswith("fraction of the expert's return (500.0): ")
+        assert lines[-3].startswith("fraction of the expert's return (500.0): ")
+        # 0 a random policy, 1 the demonstrator: the shipped expert's references on the same 2 evaluation seeds
+        reference = gail.demos_metadata(gail.default_expert_path("CartPole-v1", "demos.npz"))["reference"]
+        random_return, expert_return = np.mean(reference["random_returns"][:2]), np.mean(reference["expert_returns"][:2])
+        assert summary["normalized_score"] == pytest.approx(
+            (summary["eval_return_mean"] - random_return) / (expert_return - random_return))
+        assert lines[-2] == f"normalised score (random policy 0, demonstrator 1): {summary['normalized_score']:.3f}"
         (mid,) = summary["eval_history"]  # the evaluation after the first batch of 128 steps
         assert mid["env_steps"] == 128 and mid["expert_fraction"] == pytest.approx(mid["eval_return_mean"] / 500.0)
     else:
