@@ -183,7 +183,31 @@ class Args:
     clip_reward: float = 10.0
     """clip scaled rewards to ±clip_reward"""
     hidden_size: int = 64
-    """units in each of the two hidden (tanh) layers of actor and critic"""
+    """units in each of the two hidden layers of actor and critic"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """the hidden layers' nonlinearity (tanh: baselines' ppo2 and CleanRL; relu: rl-baselines3-zoo's tuned MuJoCo
+    runs)"""
+    ortho_init: bool = True
+    """orthogonal initialisation (gain √2 hidden, 0.01 policy head, 1 value head); off: PyTorch's default init"""
+    init_log_std: float = 0.0
+    """log σ of the Gaussian policy at the start (0: σ = 1; rl-baselines3-zoo's tuned MuJoCo runs start at −2)"""
+    preset: str = "auto"
+    """auto: this env's entry in PRESETS (v4 and v5 share one); none: these Args defaults; or a PRESETS key.
+    Flags given on the command line always win over the preset"""
+
+
+# Per-environment presets (STYLE: beside Args), as in ppo.py: `python gail.py --env X` runs X's entry, flags given on
+# the command line win, and `--preset none` runs the Args defaults above. An env without an entry runs the defaults.
+# GOTCHA: where the policy starts at σ = 1, its clipped actions sit on the bounds far more often than the expert's, D
+# separates the two sets by the action alone (accuracy ≈ 1 on both sides within 100k steps) and its reward is flat
+# where the policy is: with 25 demos, GAIL reached 0.38 of the demonstrator on HalfCheetah-v4 and 0.30 on Ant-v4
+# (seed 1). Starting at σ = e^−1 with D's gradient penalty gives 0.87 and 1.40 (docs/gail.md's preset ablation).
+PRESETS = {
+    "HalfCheetah": dict(source="our runs: σ₀ = e^−1 and the gradient penalty (docs/gail.md's preset ablation)",
+                        args=dict(init_log_std=-1.0, grad_penalty=10.0)),
+    "Ant": dict(source="our runs: σ₀ = e^−1 and the gradient penalty (docs/gail.md's preset ablation)",
+                args=dict(init_log_std=-1.0, grad_penalty=10.0)),
+}
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
@@ -541,7 +565,11 @@ def main(args: Args) -> dict:
     resumed = None  # the checkpoint.pt of the run that --resume continues
     if args.resume is not None:
         args, resumed = resume_args(args, "gail.py")
+    preset = resolve_preset(args)
     check_args(args)
+    if preset is not None:
+        print(f"gail.py: preset '{preset}' for {args.env} ({PRESETS[preset]['source']}); flags given on the command "
+              f"line override it, --preset none runs the plain defaults", flush=True)
     make_output_folder(args.runs_dir)  # now, so that a bad path fails before training
     if args.capture_video and "DISPLAY" not in os.environ:
         # GOTCHA: MuJoCo renders through GLFW by default, which needs a screen; headless machines use EGL.
@@ -570,7 +598,8 @@ def main(args: Args) -> dict:
     # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
     expert_return = None if demos is None else float(demos["episode_returns"].mean())
 
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation, args.ortho_init,
+                  args.init_log_std).to(device)
     disc = Discriminator(obs_dim, act_dim, args.disc_hidden_size).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
     if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
@@ -676,7 +705,7 @@ def main(args: Args) -> dict:
                 obs_buf[t], raw_obs_buf[t] = obs, raw_obs
                 # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
                 # numbers as the torch network), then a draw from the distribution it parametrises:
-                out = numpy_mlp(actor_np, obs)  # logits or μ_θ(s_t), (N, A)
+                out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ_θ(s_t), (N, A)
                 if discrete:
                     action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
                     env_action = action
@@ -984,6 +1013,51 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, disc: 
 
 # ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
 #    seeding, atomic writes, checkpoints and resume, loading and export
+# >>> shared: presets
+def preset_for(args: "Args") -> Optional[str]:
+    """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
+    if args.preset != "auto":
+        return None if args.preset == "none" else args.preset
+    family = args.env.split("-v")[0]
+    return family if family in PRESETS else None
+
+
+def parse_args(argv: Optional[list] = None) -> "Args":
+    """The command line, with the env's preset as the defaults: a flag given on the command line always wins.
+
+    (tyro parses twice: once for --env and --preset, then again with the preset's values as the defaults, so that
+    --help after --env X also shows X's values.) From Python, main(Args(...)) resolves the preset itself:
+    there, a field left at its Args default takes the preset's value (see resolve_preset).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = tyro.cli(Args, args=[a for a in argv if a not in ("-h", "--help")])  # (--help: after the preset)
+    name = preset_for(first)
+    if first.resume is not None or first.checkpoint is not None or name not in PRESETS:
+        # (--resume runs the stored arguments; main() explains an unknown preset name; parsed again for --help)
+        return tyro.cli(Args, args=argv)
+    args = tyro.cli(Args, args=argv, default=dataclasses.replace(Args(), **PRESETS[name]["args"]))
+    args.preset = name
+    args.preset_resolved = True  # (an attribute, not a field: main() must not apply the preset a second time)
+    return args
+
+
+def resolve_preset(args: "Args") -> Optional[str]:
+    """Apply the preset --preset selects to `args` (fields still at their Args default take its values; parse_args
+    has already applied it to a command line) and record its name in args.preset; returns the name or None."""
+    if args.resume is not None or args.checkpoint is not None:
+        return None
+    name = preset_for(args)
+    if name is not None and name not in PRESETS:
+        raise UserError(f"--preset {args.preset}: no such preset; choose auto, none or one of {', '.join(PRESETS)}")
+    if name is not None and not getattr(args, "preset_resolved", False):
+        for field in dataclasses.fields(Args):
+            if field.name in PRESETS[name]["args"] and getattr(args, field.name) == field.default:
+                setattr(args, field.name, PRESETS[name]["args"][field.name])
+    args.preset, args.preset_resolved = name or "none", True
+    return name
+# <<< shared: presets
+
+
 class UserError(Exception):
     """A problem with the user's input: reported as one line, without a traceback."""
 
@@ -1411,7 +1485,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     for key in ("hidden_size", "disc_hidden_size", "clip_obs"):
         setattr(args, key, ckpt["args"][key])
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    args.activation = ckpt["args"].get("activation", "tanh")  # (older model.pt files predate the field: tanh)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation).to(device)
     agent.load_state_dict(ckpt["agent"])
     disc = Discriminator(obs_dim, act_dim, args.disc_hidden_size).to(device)
     disc.load_state_dict(ckpt["discriminator"])
@@ -1425,7 +1500,7 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
 
 if __name__ == "__main__":
     try:
-        main(tyro.cli(Args))
+        main(parse_args())
     except UserError as err:
         sys.exit(f"gail.py: error: {err}")
     except Interrupted as err:

@@ -205,7 +205,14 @@ class Args:
     clip_reward: float = 10.0
     """clip scaled rewards to ±clip_reward"""
     hidden_size: int = 64
-    """units in each of the two hidden (tanh) layers of actor and critic"""
+    """units in each of the two hidden layers of actor and critic"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """the hidden layers' nonlinearity (tanh: baselines' ppo2 and CleanRL; relu: rl-baselines3-zoo's tuned MuJoCo
+    runs)"""
+    ortho_init: bool = True
+    """orthogonal initialisation (gain √2 hidden, 0.01 policy head, 1 value head); off: PyTorch's default init"""
+    init_log_std: float = 0.0
+    """log σ of the Gaussian policy at the start (0: σ = 1; rl-baselines3-zoo's tuned MuJoCo runs start at −2)"""
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
@@ -644,7 +651,8 @@ def main(args: Args) -> dict:
     # The expert's return, what the final evaluation is compared with: the mean over every episode of the file.
     expert_return = None if demos is None else float(demos["episode_returns"].mean())
 
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation, args.ortho_init,
+                  args.init_log_std).to(device)
     reward_net = RewardNet(obs_dim, act_dim, args.reward_hidden_size).to(device)
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
     if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
@@ -769,7 +777,7 @@ def main(args: Args) -> dict:
                 obs_buf[t], raw_obs_buf[t], time_buf[t] = obs, raw_obs, ep_length
                 # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
                 # numbers as the torch network), then a draw from the distribution it parametrises:
-                out = numpy_mlp(actor_np, obs)  # logits or μ(s_t), (N, A)
+                out = numpy_mlp(actor_np, obs, args.activation)  # logits or μ(s_t), (N, A)
                 if discrete:
                     action = gumbel_max_sample(out, noise_rng.random(out.shape))  # a_t ~ softmax(logits)
                     env_action = action
@@ -818,7 +826,7 @@ def main(args: Args) -> dict:
                     per_policy = []
                     for p in background:
                         x = normalized(raw, *p["stats"]).cpu().numpy()
-                        out = torch.from_numpy(numpy_mlp(p["actor"], x)).to(device)
+                        out = torch.from_numpy(numpy_mlp(p["actor"], x, args.activation)).to(device)
                         logp = categorical_log_prob(out, actions) if discrete else gaussian_log_prob(actions, out, p["log_std"])
                         per_policy.append(logp[segments].sum(-1))  # Σ_t log π_κ(a_t|s_t) over each segment, (S,)
                     return torch.stack(per_policy)  # (K, S)
@@ -1542,7 +1550,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     for key in ("hidden_size", "reward_hidden_size", "clip_obs"):
         setattr(args, key, ckpt["args"][key])
-    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size).to(device)
+    args.activation = ckpt["args"].get("activation", "tanh")  # (older model.pt files predate the field: tanh)
+    agent = Agent(obs_dim, act_dim, discrete, args.hidden_size, args.activation).to(device)
     agent.load_state_dict(ckpt["agent"])
     reward_net = RewardNet(obs_dim, act_dim, args.reward_hidden_size).to(device)
     reward_net.load_state_dict(ckpt["reward_net"])

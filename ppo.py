@@ -896,6 +896,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
 
 # ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
 #    seeding, atomic writes, checkpoints and resume, loading and export
+# >>> shared: presets
 def preset_for(args: "Args") -> Optional[str]:
     """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
     if args.preset != "auto":
@@ -908,14 +909,15 @@ def parse_args(argv: Optional[list] = None) -> "Args":
     """The command line, with the env's preset as the defaults: a flag given on the command line always wins.
 
     (tyro parses twice: once for --env and --preset, then again with the preset's values as the defaults, so that
-    --help after --env X also shows X's values.) From Python, ppo.main(ppo.Args(...)) resolves the preset itself:
+    --help after --env X also shows X's values.) From Python, main(Args(...)) resolves the preset itself:
     there, a field left at its Args default takes the preset's value (see resolve_preset).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     first = tyro.cli(Args, args=[a for a in argv if a not in ("-h", "--help")])  # (--help: after the preset)
     name = preset_for(first)
     if first.resume is not None or first.checkpoint is not None or name not in PRESETS:
-        return first  # (--resume runs the stored arguments; main() explains an unknown preset name)
+        # (--resume runs the stored arguments; main() explains an unknown preset name; parsed again for --help)
+        return tyro.cli(Args, args=argv)
     args = tyro.cli(Args, args=argv, default=dataclasses.replace(Args(), **PRESETS[name]["args"]))
     args.preset = name
     args.preset_resolved = True  # (an attribute, not a field: main() must not apply the preset a second time)
@@ -936,6 +938,7 @@ def resolve_preset(args: "Args") -> Optional[str]:
                 setattr(args, field.name, PRESETS[name]["args"][field.name])
     args.preset, args.preset_resolved = name or "none", True
     return name
+# <<< shared: presets
 
 
 class UserError(Exception):

@@ -1,5 +1,6 @@
 """gail.py end to end through its command line: tiny runs on discrete and continuous actions, clear errors for a
 missing or mismatched expert, and --checkpoint."""
+import dataclasses
 import os
 
 import numpy as np
@@ -98,3 +99,27 @@ def test_checkpoint_reproduces_the_evaluation(tmp_path):
     assert "not a model.pt written by bc.py" in line
     line = error_line(run_cli("--env", "InvertedPendulum-v4", "--checkpoint", model, "--runs-dir", str(tmp_path / "y")))
     assert "was trained on CartPole-v1" in line
+
+
+def test_a_relu_policy_reloads_with_relu_layers(tmp_path):
+    args = dict(env="Pendulum-v1", total_timesteps=256, num_steps=128, num_minibatches=4, disc_minibatches=4,
+                update_epochs=1, eval_episodes=2, activation="relu", init_log_std=-1.0, ortho_init=False)
+    trained = gail.main(gail.Args(**args, runs_dir=str(tmp_path / "train")))
+    model = os.path.join(trained["run_dir"], "model.pt")
+    reloaded = gail.main(gail.Args(env="Pendulum-v1", checkpoint=model, eval_episodes=2, runs_dir=str(tmp_path / "eval")))
+    assert reloaded["eval_returns"] == trained["eval_returns"]
+
+
+def test_presets_apply_by_env_and_a_flag_always_wins():
+    ant = gail.parse_args(["--env", "Ant-v4"])
+    assert (ant.preset, ant.init_log_std, ant.grad_penalty) == ("Ant", -1.0, 10.0)
+    mine = gail.parse_args(["--env", "Ant-v5", "--grad-penalty", "0"])  # v5 shares v4's entry; the flag wins
+    assert (mine.preset, mine.init_log_std, mine.grad_penalty) == ("Ant", -1.0, 0.0)
+    for argv in (["--env", "Ant-v4", "--preset", "none"], ["--env", "Hopper-v4"]):  # the plain Args defaults
+        args = gail.parse_args(argv)
+        assert gail.resolve_preset(args) is None and args.preset == "none"
+        assert (args.init_log_std, args.grad_penalty) == (0.0, 0.0)
+    from_python = gail.Args(env="HalfCheetah-v4")
+    assert gail.resolve_preset(from_python) == "HalfCheetah" and from_python.init_log_std == -1.0
+    for name, preset in gail.PRESETS.items():
+        assert preset["source"] and set(preset["args"]) <= {f.name for f in dataclasses.fields(gail.Args)}, name

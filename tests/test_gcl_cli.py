@@ -80,8 +80,9 @@ def test_a_missing_expert_says_how_to_make_one(tmp_path):
 
 
 def test_checkpoint_reproduces_the_evaluation(tmp_path):
+    # (ReLU layers: the reloaded agent must be built with the activation it was trained with)
     args = dict(env="Pendulum-v1", total_timesteps=256, num_steps=128, num_minibatches=4, update_epochs=1, irl_steps=1,
-                eval_episodes=2)
+                eval_episodes=2, activation="relu")
     trained = gcl.main(gcl.Args(**args, runs_dir=str(tmp_path / "train")))
     model = os.path.join(trained["run_dir"], "model.pt")
     reloaded = gcl.main(gcl.Args(env="Pendulum-v1", checkpoint=model, eval_episodes=2, runs_dir=str(tmp_path / "eval")))

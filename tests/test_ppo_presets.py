@@ -80,3 +80,16 @@ def test_a_resumed_run_keeps_its_preset(tmp_path):
     assert run_dir_args["preset"] == "Pendulum"
     parsed = ppo.parse_args(["--resume", str(tmp_path / "somewhere")])
     assert parsed.preset == FIELDS["preset"]  # nothing applied on top of a resumed run's own args.json
+
+
+@pytest.mark.parametrize("script,argv", [
+    ("ppo.py", ["--env", "Pendulum-v1", "--preset", "none"]),  # no preset applies
+    ("ppo.py", ["--env", "Pendulum-v1"]),  # the preset applies
+    ("gail.py", ["--env", "Hopper-v4"]),  # gail.py has no Hopper preset
+    ("gail.py", ["--env", "HalfCheetah-v4"]),
+])
+def test_help_prints_the_help_whether_or_not_a_preset_applies(tmp_path, script, argv):
+    # (a tiny budget and a scratch runs dir: where --help were dropped, the run that starts instead ends at once)
+    result = run_script(script, *argv, "--total-timesteps", "2048", "--runs-dir", str(tmp_path), "--help")
+    assert result.returncode == 0 and "--init-log-std" in result.stdout and "--preset" in result.stdout
+    assert os.listdir(tmp_path) == []
