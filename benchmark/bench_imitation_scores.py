@@ -4,7 +4,8 @@
     python benchmark/bench_imitation_scores.py --worker 1/2 &
     python benchmark/bench_imitation_scores.py --table-only     # print the table from what has finished
 
-Methods, each from the expert's stochastic demonstrations (experts/README.md), 3 seeds, defaults otherwise:
+Methods, each from the expert's stochastic demonstrations (experts/README.md), 3 seeds, each script's defaults and
+its env's preset (gail.py's PRESETS: HalfCheetah and Ant) otherwise:
   bc.py with 4 and with 25 demos; dagger.py (its labeller is policy.pt2, the expert's deterministic policy);
   gail.py with 4 and with 25 demos, 1M env steps; gcl.py with 25 demos, 1M env steps; awr.py --offline (MARWIL on
   the 25 demos alone).
@@ -38,8 +39,8 @@ METHODS = {
     "bc_25": ("bc.py", ["--num-demos", "25"]),
     "dagger": ("dagger.py", []),
     "awr_offline_25": ("awr.py", ["--offline"]),
-    "gail_4": ("gail.py", ["--num-demos", "4", "--total-timesteps", "1000000"]),
     "gail_25": ("gail.py", ["--num-demos", "25", "--total-timesteps", "1000000"]),
+    "gail_4": ("gail.py", ["--num-demos", "4", "--total-timesteps", "1000000"]),
     "gcl_25": ("gcl.py", ["--num-demos", "25", "--total-timesteps", "1000000"]),
 }
 TARGETS = {"gail_25": 0.95, "dagger": 0.95}
@@ -139,7 +140,7 @@ def table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", default="0/1", help="i/n: run the jobs whose index is i modulo n")
+    parser.add_argument("--worker", default="0/1", help="i/n: of the jobs not yet finished, run those whose index is i modulo n")
     parser.add_argument("--envs", nargs="+", default=ENVS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--table-only", action="store_true")
@@ -147,7 +148,9 @@ def main() -> None:
     if not args.table_only:
         i, n = (int(x) for x in args.worker.split("/"))
         os.makedirs(RUNS, exist_ok=True)
-        todo = [j for j in jobs(args.envs) if j[0].rsplit("_", 2)[0] in args.methods]
+        # (the jobs still to run, dealt out in turn: workers started together split what is left evenly)
+        todo = [j for j in jobs(args.envs) if j[0].rsplit("_", 2)[0] in args.methods
+                and not os.path.exists(os.path.join(RUNS, f"{j[0]}.json"))]
         for job in todo[i::n]:
             run(job)
             write_results(ENVS)
