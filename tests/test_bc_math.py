@@ -168,6 +168,13 @@ def test_normalized_score_is_zero_for_random_and_one_for_the_demonstrator(tmp_pa
     assert bc.normalized_score(returns, path, eval_seed=7) == pytest.approx((6.0 - 3.0) / 15.0)
     assert bc.normalized_score(np.full(5, 6.0), path, eval_seed=100) == pytest.approx(3.0 / 15.0)
     assert bc.normalized_score(np.array([]), path, 100) is None
+    for key in reference:  # a hand-edited reference that lacks a key or holds the wrong type: a note, no score
+        if key != "eval_seed":  # (another eval_seed only means other seeds: the means over all episodes)
+            np.savez(path, metadata=np.array(json.dumps({"env_id": "X", "reference": {**reference, key: "?"}})))
+            assert bc.normalized_score(returns, path, 100) is None, key
+        broken = {k: v for k, v in reference.items() if k != key}
+        np.savez(path, metadata=np.array(json.dumps({"env_id": "X", "reference": broken})))
+        assert bc.normalized_score(returns, path, 100) is None, key
     np.savez(path, metadata=np.array(json.dumps({"env_id": "X"})))  # an expert without references
     assert bc.normalized_score(returns, path, 100) is None
     assert bc.normalized_score(returns, str(tmp_path / "missing.npz"), 100) is None
