@@ -443,12 +443,16 @@ class DeterministicPolicy(nn.Module):
             self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+    def actor_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor on the normalised observation: obs (B, obs_dim) -> logits or the Gaussian's mean μ, (B, A)."""
         x = obs
         if self.normalize:
             x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
-        out = self.actor(x)
+        return self.actor(x)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        out = self.actor_output(obs)
         if self.discrete:
             return out.argmax(dim=-1)
         return torch.maximum(torch.minimum(out, self.high), self.low)

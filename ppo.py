@@ -800,12 +800,16 @@ class DeterministicPolicy(nn.Module):
             self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+    def actor_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor on the normalised observation: obs (B, obs_dim) -> logits or the Gaussian's mean μ, (B, A)."""
         x = obs
         if self.normalize:
             x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
-        out = self.actor(x)
+        return self.actor(x)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) float32 -> actions (B, act_dim) float32, or (B,) int64 for discrete."""
+        out = self.actor_output(obs)
         if self.discrete:
             return out.argmax(dim=-1)
         return torch.maximum(torch.minimum(out, self.high), self.low)
@@ -1330,11 +1334,7 @@ def sampling_policy(policy: DeterministicPolicy, log_std: torch.Tensor, seed: in
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            x = torch.from_numpy(obs)
-            if policy.normalize:
-                x = torch.clamp((x - policy.obs_mean) / torch.sqrt(policy.obs_var + policy.eps),
-                                -policy.clip_obs, policy.clip_obs)
-            out = policy.actor(x)
+            out = policy.actor_output(torch.from_numpy(obs))  # logits or μ_θ(s), (B, A)
             if policy.discrete:
                 return torch.multinomial(torch.softmax(out, dim=-1), 1, generator=gen).squeeze(-1).numpy()
             action = out + std * torch.randn(out.shape, generator=gen)

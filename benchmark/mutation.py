@@ -268,7 +268,7 @@ MUTANTS = [
     ("ppo", "random-reference-on-demo-seeds", "the random policy's reference drawn from the demonstration seeds",
      "uniform_random_policy(action_space, args.eval_seed)", "uniform_random_policy(action_space, args.expert_seed)"),
     ("bc", "score-over-all-references", "the score's references always averaged over every stored episode",
-     "n = len(returns) if same else reference[\"episodes\"]", "n = reference[\"episodes\"]"),
+     "n = len(returns) if same else int(reference[\"episodes\"])", "n = int(reference[\"episodes\"])"),
     ("gail", "d-never-stepped", "D's optimiser step left out", "                    disc_optimizer.step()\n",
      "                    pass\n"),
     ("awr", "obs-stats-never-freeze", "the observation statistics keep updating past --obs-norm-samples",
