@@ -43,6 +43,7 @@ init, Adam ε) come from OpenAI baselines' ppo2, not from the paper; each is mar
 # ── Imports ────────────────────────────────────────────────────────────────────────────────────────
 from __future__ import annotations  # (a type in a signature may be defined further down)
 
+import contextlib
 import copy
 import dataclasses
 import importlib.util
@@ -119,6 +120,9 @@ class Args:
     """clip: L^CLIP with ε = clip_coef; kl: L^KLPEN with adaptive β (PPO paper, Sec. 3 and 4)"""
     num_envs: int = 1
     """N: parallel environments"""
+    vector_env: Literal["sync", "async"] = "sync"
+    """sync: the N envs step one after another in this process; async: each in a process of its own (gymnasium's
+    AsyncVectorEnv), the same numbers, faster where an env step costs more than passing its arrays between processes"""
     num_steps: int = 2048
     """T: steps per environment per rollout; batch size = N·T"""
     learning_rate: float = 3e-4
@@ -598,8 +602,7 @@ def main(args: Args) -> dict:
 
     # GOTCHA: SAME_STEP autoreset (gymnasium's default is NEXT_STEP, where the step after an episode's end
     # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
-    envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = make_vector_env(args.env, N, args.vector_env)
     # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
     # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
     ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
@@ -631,9 +634,11 @@ def main(args: Args) -> dict:
         ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
         global_step, train_returns = resumed["global_step"], resumed["train_returns"]
         start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-        envs.envs = [set_env_state(state) for state in resumed["envs"]]
+        envs.set_attr("saved_state", list(resumed["envs"]))  # (each env its own: AsyncVectorEnv's are in other
+        envs.call("restore_saved_state")                      # processes, reached only through calls by name)
 
-    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+    # (contextlib.closing: the envs, and an async run's worker processes, close however the loop ends)
+    with StopSignals() as stop, contextlib.closing(envs):  # Ctrl-C or SIGTERM: finish this iteration, checkpoint, stop
         for iteration in range(start_iteration, num_iterations + 1):
             if args.anneal_lr:
                 # TRICK: linear learning-rate decay to 0 (baselines' ppo2; PPO paper, Table 3 "×α, annealed").
@@ -762,11 +767,10 @@ def main(args: Args) -> dict:
                     "optimizer": optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
                     "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
                     "kl_beta": kl_beta, "obs": obs, "ep_return": ep_return, "ep_length": ep_length,
-                    "train_returns": train_returns, "envs": [env_state(env) for env in envs.envs]})
+                    "train_returns": train_returns, "envs": list(envs.call("saved_state_now"))})
             if stop.received:
                 writer.close()
                 raise Interrupted(stop_line("ppo.py", stop.received, global_step, run_dir))
-    envs.close()
 
     train_time = time.time() - start_time
     summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
@@ -1188,6 +1192,34 @@ def env_state(env: gym.Env):
         print(f"note: {env.spec.id if env.spec else env} cannot be pickled ({err}), so this run's checkpoint.pt "
               f"cannot be resumed", file=sys.stderr)
         return None
+
+
+def make_vector_env(env_id: str, n: int, kind: str) -> gym.vector.VectorEnv:
+    """N copies of make_env(env_id), each a ResumableEnv, stepped in this process (sync) or each in its own (async),
+    with SAME_STEP autoreset (the GOTCHA where main() makes them)."""
+    if kind == "sync":
+        return gym.vector.SyncVectorEnv([lambda: ResumableEnv(make_env(env_id)) for _ in range(n)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+    def in_worker() -> gym.Env:
+        # GOTCHA: Ctrl-C reaches the whole process group; a worker that died of it would leave the main process,
+        # which stops at a safe point and writes its checkpoint, with no envs to save.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return ResumableEnv(make_env(env_id))
+    return gym.vector.AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class ResumableEnv(gym.Wrapper):
+    """An env whose state can be saved and put back by name, as AsyncVectorEnv reaches an env in its worker process:
+    envs.call("saved_state_now") gives each env's env_state; envs.set_attr("saved_state", states), then
+    envs.call("restore_saved_state"), puts them back (the wrapped env replaced by the unpickled one)."""
+
+    def saved_state_now(self) -> Optional[bytes]:
+        return env_state(self.env)
+
+    def restore_saved_state(self) -> None:
+        self.env = set_env_state(self.saved_state)
+        del self.saved_state
 
 
 def set_env_state(state: Optional[bytes]) -> gym.Env:

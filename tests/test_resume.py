@@ -26,6 +26,9 @@ from cli_helpers import ROOT, error_line, only_run_dir, run_script
 RESUMABLE = {
     "ppo": (["--env", "Pendulum-v1", "--total-timesteps", "640", "--num-envs", "2", "--num-steps", "64",
              "--num-minibatches", "2", "--update-epochs", "2"], "numpy_weights", 3),
+    # (--vector-env async: the envs' states come from their worker processes and go back into them)
+    "ppo-async": (["--env", "Pendulum-v1", "--total-timesteps", "640", "--num-envs", "2", "--num-steps", "64",
+                   "--num-minibatches", "2", "--update-epochs", "2", "--vector-env", "async"], "numpy_weights", 3),
     # (continuous: the SVGD sampler, both optimisers and the replay buffer; the stop lands between two updates)
     "soft_q": (["--env", "Pendulum-v1", "--total-timesteps", "300", "--learning-starts", "100", "--batch-size", "16",
                 "--buffer-size", "250"], "normalize_obs", 400),
