@@ -198,6 +198,33 @@ def test_sigterm_then_resume_on_the_command_line_finishes_the_run(tmp_path):
     assert "nothing to resume" in error_line(run_script("ppo.py", "--resume", run_dir), "ppo.py")
 
 
+def test_ctrl_c_to_the_whole_process_group_of_an_async_run_stops_it_at_a_safe_point(tmp_path):
+    """A terminal's Ctrl-C signals every process of the group, --vector-env async's env workers too: they must outlive
+    it, so that the main process can finish the iteration and save their envs in checkpoint.pt."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "ppo.py"), "--env", "Pendulum-v1",
+                                "--total-timesteps", "6400", "--num-envs", "2", "--num-steps", "64",
+                                "--num-minibatches", "2", "--update-epochs", "1", "--vector-env", "async",
+                                "--eval-episodes", "2", "--runs-dir", str(tmp_path)],
+                               cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)  # (its own group, as a terminal's foreground job is)
+    line = process.stdout.readline()
+    while line and not line.startswith("step"):
+        line = process.stdout.readline()
+    assert line, process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "stopped by SIGINT" in err and "Traceback" not in err, err
+    run_dir = only_run_dir(tmp_path)
+    assert "checkpoint.pt" in os.listdir(run_dir)
+    with open(os.path.join(run_dir, "args.json")) as f:
+        args = json.load(f)
+    result = run_script("ppo.py", "--resume", run_dir)
+    assert result.returncode == 0 and args["vector_env"] == "async", result.stderr
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f)["env_steps"] == 6400
+
+
 def test_a_second_signal_interrupts_at_once():
     import ppo
     sigterm_before = signal.getsignal(signal.SIGTERM)
