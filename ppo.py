@@ -62,6 +62,7 @@ from typing import Literal, Optional
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
@@ -543,7 +544,15 @@ def main(args: Args) -> dict:
         args, resumed = resume_args(args, "ppo.py")
     preset = resolve_preset(args)
     check_args(args)
-    if preset is not None:
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    # Under torchrun, this process is rank r of W, each stepping its own envs (Ranks, in the plumbing); otherwise W = 1
+    # and nothing below changes. Rank 0 alone prints, logs and writes.
+    ranks = Ranks(device, args.checkpoint is not None)
+    if ranks.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
+    if ranks.rank != 0:
+        pass
+    elif preset is not None:
         print(f"ppo.py: preset '{preset}' for {args.env} ({PRESETS[preset]['source']}); flags given on the command "
               f"line override it, --preset none runs the plain defaults", flush=True)
     elif args.resume is None and args.checkpoint is None and args.env.split("-v")[0] not in PRESETS:
@@ -557,7 +566,6 @@ def main(args: Args) -> dict:
         os.environ.setdefault("MUJOCO_GL", "egl")
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     probe = make_env(args.env)
     obs_dim, act_dim, discrete = check_spaces(probe, args.env)
@@ -570,15 +578,17 @@ def main(args: Args) -> dict:
     if args.checkpoint is not None:  # (before the run directory exists, so a bad file leaves no empty run behind)
         agent, obs_rms = load_checkpoint(args.checkpoint, args, obs_dim, act_dim, discrete, device)
 
-    if resumed is None:
+    if resumed is None and ranks.rank == 0:
         run_dir = os.path.join(args.runs_dir, f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}")
         os.makedirs(run_dir, exist_ok=True)
         # (with --checkpoint, hidden_size and clip_obs are the checkpoint's: args.json records what this run used)
         atomic_write_text(os.path.join(run_dir, "args.json"), json.dumps(dataclasses.asdict(args), indent=2))
     else:
         run_dir = args.resume
+    run_dir = ranks.gather(run_dir)[0]  # (rank 0's: one run directory, which rank 0 alone writes)
     # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint, so the curves join up
-    writer = SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+    writer = (SummaryWriter(run_dir, purge_step=None if resumed is None else resumed["global_step"] + 1)
+              if ranks.rank == 0 else NoWriter())
     if resumed is None:
         writer.add_text("hyperparameters",
                         "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
@@ -594,11 +604,12 @@ def main(args: Args) -> dict:
 
     # TRICK: Adam ε = 1e-5 instead of 1e-8 (baselines' ppo2; detail 3 of "The 37 Implementation Details").
     flat_params = flatten_parameters(agent)
+    ranks.broadcast_(flat_params.data)  # (every rank starts from rank 0's θ, φ)
     optimizer = torch.optim.Adam([flat_params], lr=args.learning_rate, eps=1e-5, fused=True)
-    T, N = args.num_steps, args.num_envs
-    batch_size = T * N
-    minibatch_size = batch_size // args.num_minibatches
-    num_iterations = args.total_timesteps // batch_size
+    T, N, W = args.num_steps, args.num_envs, ranks.world
+    batch_size = T * N  # this rank's batch; the update's batch is W·N·T, each rank holding its N·T
+    minibatch_size = batch_size // args.num_minibatches  # this rank's share of a minibatch of W·minibatch_size
+    num_iterations = args.total_timesteps // (W * batch_size)
 
     # GOTCHA: SAME_STEP autoreset (gymnasium's default is NEXT_STEP, where the step after an episode's end
     # only resets that env: its action is ignored and the transition s_last -> s_0 is fake).
@@ -606,7 +617,11 @@ def main(args: Args) -> dict:
     # TRICK: reward scaling (baselines' VecNormalize): divide r_t by the running std of the discounted
     # return G_t = γ·G_{t−1} + r_t, so the value targets have a similar scale on every task.
     ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
-    noise_rng = np.random.default_rng(args.seed)
+    noise_rng = np.random.default_rng(args.seed if ranks.rank == 0 else [args.seed, ranks.rank])
+    # Under torchrun, each rank's normalisers see its own envs during a rollout; after it, every rank folds all ranks'
+    # new samples into the statistics the rollout started from, in rank order: the same numbers everywhere, equal to
+    # one normaliser that saw every rank's samples (merge_moments).
+    shared_stats = SharedStatistics(ranks, obs_rms, ret_rms)
     loss_fn = torch.compile(ppo_losses) if args.compile else ppo_losses
     kl_beta = args.kl_beta
 
@@ -617,25 +632,27 @@ def main(args: Args) -> dict:
     rew_buf, term_buf, done_buf = (np.zeros((T, N), np.float32) for _ in range(3))
     ep_return, ep_length = np.zeros(N), np.zeros(N, np.int64)
 
-    raw_obs, _ = envs.reset(seed=args.seed)
+    raw_obs, _ = envs.reset(seed=args.seed + ranks.rank * N)  # (env i of rank r: seed + r·N + i)
     if obs_rms is not None:
-        obs_rms.update(raw_obs)
+        shared_stats.update_obs(raw_obs)
     obs = normalize_obs(raw_obs, obs_rms, args.clip_obs)
     start_iteration = 1
     if resumed is not None:  # --resume: put back everything the loop carries from one iteration to the next
-        set_rng_states(resumed["rng"])
+        mine = ranks.own_part(resumed)  # (under torchrun, this rank's envs, generators and episodes)
+        set_rng_states(mine["rng"])
         agent.load_state_dict(resumed["agent"])
         optimizer.load_state_dict(resumed["optimizer"])
         for rms, saved in ((obs_rms, resumed["obs_rms"]), (ret_rms, resumed["ret_rms"])):
             if rms is not None:
                 vars(rms).update(saved)
-        noise_rng, kl_beta, obs = resumed["noise_rng"], resumed["kl_beta"], resumed["obs"]
-        discounted_return = resumed["discounted_return"]
-        ep_return, ep_length = resumed["ep_return"], resumed["ep_length"]
+        shared_stats.start_rollout()
+        noise_rng, kl_beta, obs = mine["noise_rng"], resumed["kl_beta"], mine["obs"]
+        discounted_return = mine["discounted_return"]
+        ep_return, ep_length = mine["ep_return"], mine["ep_length"]
         global_step, train_returns = resumed["global_step"], resumed["train_returns"]
         start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-        envs.set_attr("saved_state", list(resumed["envs"]))  # (each env its own: AsyncVectorEnv's are in other
-        envs.call("restore_saved_state")                      # processes, reached only through calls by name)
+        envs.set_attr("saved_state", list(mine["envs"]))  # (each env its own: AsyncVectorEnv's are in other
+        envs.call("restore_saved_state")                  # processes, reached only through calls by name)
 
     # (contextlib.closing: the envs, and an async run's worker processes, close however the loop ends)
     with StopSignals() as stop, contextlib.closing(envs):  # Ctrl-C or SIGTERM: finish this iteration, checkpoint, stop
@@ -651,8 +668,9 @@ def main(args: Args) -> dict:
             std = None if discrete else torch.exp(agent.log_std).detach().cpu().numpy()  # σ, (A,)
 
             # [S1] collect T steps in each of the N envs with π_θk.
+            finished = []  # the returns of the episodes that end in this rollout
             for t in range(T):
-                global_step += N
+                global_step += W * N
                 obs_buf[t] = obs
                 # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
                 # numbers as the torch network), then a draw from the distribution it parametrises:
@@ -675,22 +693,24 @@ def main(args: Args) -> dict:
                 ep_length += 1
                 if args.norm_reward:
                     discounted_return = args.gamma * discounted_return + reward
-                    ret_rms.update(discounted_return)
+                    shared_stats.update_ret(discounted_return)
                     reward = np.clip(reward / np.sqrt(ret_rms.var + 1e-8), -args.clip_reward, args.clip_reward)
                 rew_buf[t], term_buf[t], done_buf[t] = reward, terminated, done
 
                 if obs_rms is not None:
-                    obs_rms.update(raw_next_obs)
+                    shared_stats.update_obs(raw_next_obs)
                 obs = normalize_obs(raw_next_obs, obs_rms, args.clip_obs)
                 next_obs_buf[t] = obs  # s_{t+1}, unless an episode ended:
                 for i in np.flatnonzero(done):
                     # The true s_{t+1}: where an episode ended, the vector env already returned the first observation
                     # of the next episode and put the last one of this episode in infos["final_obs"].
                     next_obs_buf[t, i] = normalize_obs(infos["final_obs"][i], obs_rms, args.clip_obs)
-                    train_returns.append(float(ep_return[i]))
+                    finished.append(float(ep_return[i]))
                     writer.add_scalar("charts/episodic_return", ep_return[i], global_step)
                     writer.add_scalar("charts/episodic_length", ep_length[i], global_step)
                     ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0
+            train_returns.extend(r for part in ranks.gather(finished) for r in part)  # (every rank's, in rank order)
+            shared_stats.end_rollout()
 
             # [S2] targets. TRICK: V(s_t), V(s_{t+1}) and log π_θk(a_t|s_t) in three batched forward passes after
             # the rollout instead of one per step: θ does not change during the rollout, so they are the same numbers.
@@ -716,10 +736,13 @@ def main(args: Args) -> dict:
                 perm = torch.randperm(batch_size, device=device)
                 for start in range(0, batch_size, minibatch_size):
                     mb = perm[start:start + minibatch_size]
+                    mb_adv = b_adv[mb]
+                    if W > 1 and args.norm_adv:  # (ppo_losses would standardise this rank's share alone)
+                        mb_adv = standardized_across_ranks(mb_adv, ranks)
                     pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
-                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], b_adv[mb], b_values[mb], b_returns[mb],
+                        agent, b_obs[mb], b_actions[mb], b_logp_old[mb], mb_adv, b_values[mb], b_returns[mb],
                         b_out_old[mb], log_std_old, beta, args.objective,
-                        args.clip_coef, args.clip_vloss, args.norm_adv)
+                        args.clip_coef, args.clip_vloss, args.norm_adv and W == 1)
                     clipfracs.append(clipfrac)
                     # One optimiser for both nets: L = −L^policy + c_v·L^V − c_H·H
                     # GOTCHA: L^V = ½·E[(V − R̂)²] already has its ½ (value_loss), so with c_v = 0.5 the squared
@@ -728,15 +751,18 @@ def main(args: Args) -> dict:
 
                     flat_params.grad.zero_()  # zeroes every parameter's .grad (they are views of it)
                     loss.backward()
+                    # Under torchrun: the mean of the ranks' gradients, one all-reduce of the flat buffer = the
+                    # gradient of the whole minibatch's loss (each rank's loss is the mean over its equal share).
+                    ranks.mean_(flat_params.grad)
                     # TRICK: global gradient-norm clipping at 0.5 (baselines' ppo2): g ← g · min(1, c / ‖g‖₂).
                     nn.utils.clip_grad_norm_([flat_params], args.max_grad_norm)
                     optimizer.step()
-                if args.target_kl is not None and approx_kl.item() > args.target_kl:
-                    break
+                if args.target_kl is not None and ranks.mean_(approx_kl.detach().clone()).item() > args.target_kl:
+                    break  # (the ranks' mean: every rank stops at the same epoch)
 
             # [S4] log. For the KL objective, adapt β to the mean KL[π_θk ‖ π_θk+1] over the whole batch.
             with torch.no_grad():
-                mean_kl = agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean().item()
+                mean_kl = ranks.mean_(agent.kl_from(b_out_old, log_std_old, agent.actor(b_obs)).mean()).item()
             if args.objective == "kl":
                 kl_beta = adapt_kl_beta(kl_beta, mean_kl, args.kl_target, args.kl_tolerance, args.kl_factor)
                 writer.add_scalar("losses/kl_beta", kl_beta, global_step)
@@ -753,29 +779,44 @@ def main(args: Args) -> dict:
             if not discrete:
                 writer.add_scalar("charts/action_std", float(np.mean(std)), global_step)
             recent = train_returns[-100:]
-            print(f"step {global_step:>9,}  return(last {len(recent)}) "
-                  f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
+            if ranks.rank == 0:
+                print(f"step {global_step:>9,}  return(last {len(recent)}) "
+                      f"{np.mean(recent) if recent else float('nan'):9.1f}  SPS {sps:,}", flush=True)
 
             # Safe point. A non-finite loss, parameter or statistic stops the run before it can reach a checkpoint.
             check_finite(run_dir, global_step, **{"the policy loss": pg_loss, "the value loss": v_loss,
                                                   "the parameters": flat_params, "the rewards": rew_buf},
                          **({} if obs_rms is None else {"the observation statistics": obs_rms.var}))
-            if stop.received or checkpoint_due(global_step - batch_size, global_step, args.checkpoint_every):
-                save_training_state(run_dir, {
+            stopping = ranks.any(stop.received is not None)  # (a signal to one rank stops them all, at this point)
+            if stopping or checkpoint_due(global_step - W * batch_size, global_step, args.checkpoint_every):
+                own = {"rng": rng_states(), "noise_rng": noise_rng, "obs": obs, "ep_return": ep_return,
+                       "ep_length": ep_length, "discounted_return": discounted_return,
+                       "envs": list(envs.call("saved_state_now"))}
+                state = {
                     "script": "ppo.py", "iteration": iteration, "global_step": global_step,
                     "train_time": time.time() - start_time, "agent": agent.state_dict(),
                     "optimizer": optimizer.state_dict(), "obs_rms": None if obs_rms is None else vars(obs_rms),
-                    "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
-                    "kl_beta": kl_beta, "obs": obs, "ep_return": ep_return, "ep_length": ep_length,
-                    "train_returns": train_returns, "envs": list(envs.call("saved_state_now"))})
-            if stop.received:
+                    "ret_rms": vars(ret_rms), "kl_beta": kl_beta, "train_returns": train_returns,
+                    **ranks.parts(own)}
+                if ranks.rank == 0:
+                    save_training_state(run_dir, state)
+            if stopping:
                 writer.close()
-                raise Interrupted(stop_line("ppo.py", stop.received, global_step, run_dir))
+                ranks.close()
+                line = stop_line("ppo.py", stop.received or "a signal to another rank", global_step, run_dir)
+                if W > 1:  # (the same number of processes again: the checkpoint holds each rank's envs)
+                    line = line.replace("python ppo.py", f"torchrun --nproc-per-node {W} ppo.py")
+                raise Interrupted(line if ranks.rank == 0 else "")  # (rank 0 alone says it)
 
     train_time = time.time() - start_time
-    summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
-                     global_step, train_time, train_returns)
+    ranks.check_same(parameters=flat_params, return_statistics=ret_rms.var,  # (a difference is a bug, not noise)
+                     **({} if obs_rms is None else {"observation_statistics": np.r_[obs_rms.mean, obs_rms.var]}))
+    summary = {}
+    if ranks.rank == 0:  # rank 0 alone evaluates and saves; the others wait for it in close()
+        summary = finish(args, run_dir, writer, agent, obs_rms, discrete, low, high,
+                         global_step, train_time, train_returns)
     writer.close()
+    ranks.close()
     return summary
 
 
@@ -903,7 +944,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
 
 
 # ── Plumbing (skip on a first reading): errors, argument checks, env making, normalisers, ──────────
-#    seeding, atomic writes, checkpoints and resume, loading and export
+#    seeding, atomic writes, checkpoints and resume, parallel envs and torchrun, loading and export
 # >>> shared: presets
 def preset_for(args: "Args") -> Optional[str]:
     """The PRESETS key that --preset selects for args.env: the env's family name for auto (None if it has none)."""
@@ -1194,34 +1235,6 @@ def env_state(env: gym.Env):
         return None
 
 
-def make_vector_env(env_id: str, n: int, kind: str) -> gym.vector.VectorEnv:
-    """N copies of make_env(env_id), each a ResumableEnv, stepped in this process (sync) or each in its own (async),
-    with SAME_STEP autoreset (the GOTCHA where main() makes them)."""
-    if kind == "sync":
-        return gym.vector.SyncVectorEnv([lambda: ResumableEnv(make_env(env_id)) for _ in range(n)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
-    def in_worker() -> gym.Env:
-        # GOTCHA: Ctrl-C reaches the whole process group; a worker that died of it would leave the main process,
-        # which stops at a safe point and writes its checkpoint, with no envs to save.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return ResumableEnv(make_env(env_id))
-    return gym.vector.AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
-
-class ResumableEnv(gym.Wrapper):
-    """An env whose state can be saved and put back by name, as AsyncVectorEnv reaches an env in its worker process:
-    envs.call("saved_state_now") gives each env's env_state; envs.set_attr("saved_state", states), then
-    envs.call("restore_saved_state"), puts them back (the wrapped env replaced by the unpickled one)."""
-
-    def saved_state_now(self) -> Optional[bytes]:
-        return env_state(self.env)
-
-    def restore_saved_state(self) -> None:
-        self.env = set_env_state(self.saved_state)
-        del self.saved_state
-
-
 def set_env_state(state: Optional[bytes]) -> gym.Env:
     if state is None:
         raise UserError("cannot resume: the checkpoint holds no environment state (the env could not be pickled)")
@@ -1283,6 +1296,189 @@ def remove_checkpoint(run_dir: str) -> None:
 def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
     return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
 # <<< shared: checkpoints and resume
+
+
+def make_vector_env(env_id: str, n: int, kind: str) -> gym.vector.VectorEnv:
+    """N copies of make_env(env_id), each a ResumableEnv, stepped in this process (sync) or each in its own (async),
+    with SAME_STEP autoreset (the GOTCHA where main() makes them)."""
+    if kind == "sync":
+        return gym.vector.SyncVectorEnv([lambda: ResumableEnv(make_env(env_id)) for _ in range(n)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+    def in_worker() -> gym.Env:
+        # GOTCHA: Ctrl-C reaches the whole process group; a worker that died of it would leave the main process,
+        # which stops at a safe point and writes its checkpoint, with no envs to save.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return ResumableEnv(make_env(env_id))
+    return gym.vector.AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class ResumableEnv(gym.Wrapper):
+    """An env whose state can be saved and put back by name, as AsyncVectorEnv reaches an env in its worker process:
+    envs.call("saved_state_now") gives each env's env_state; envs.set_attr("saved_state", states), then
+    envs.call("restore_saved_state"), puts them back (the wrapped env replaced by the unpickled one)."""
+
+    def saved_state_now(self) -> Optional[bytes]:
+        return env_state(self.env)
+
+    def restore_saved_state(self) -> None:
+        self.env = set_env_state(self.saved_state)
+        del self.saved_state
+
+
+# torchrun: several processes, one run (Ranks, standardized_across_ranks, merge_moments, SharedStatistics).
+class Ranks:
+    """This process's place in a torchrun job, and the few collectives PPO needs; without torchrun (no WORLD_SIZE in
+    the environment, or WORLD_SIZE=1) world = 1 and every method returns its input or does nothing.
+
+    `torchrun --nproc-per-node W ppo.py ...`: rank r steps its own N envs (seeds seed + r·N + i) and holds N·T of each
+    batch of W·N·T; every minibatch's gradient is the mean over the ranks (one all-reduce of the flat buffer, gloo on a
+    CPU, nccl on GPUs); rank 0 alone writes the run directory, logs, evaluates and saves.
+    """
+
+    def __init__(self, device: torch.device, evaluate_only: bool = False):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank, self.local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and evaluate_only:
+            raise UserError("--checkpoint evaluates a saved model: run it without torchrun")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def mean_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """In place: the mean of `tensor` over the ranks."""
+        if self.world > 1:
+            dist.all_reduce(tensor)
+            tensor /= self.world
+        return tensor
+
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """In place: rank 0's `tensor` on every rank."""
+        if self.world > 1:
+            dist.broadcast(tensor, src=0)
+        return tensor
+
+    def concat(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's `tensor` (the same shape on each), concatenated in rank order along dim 0."""
+        if self.world == 1:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    def gather(self, obj) -> list:
+        """[rank 0's obj, rank 1's, ...] on every rank (any picklable object)."""
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def any(self, flag: bool) -> bool:
+        return any(self.gather(bool(flag)))
+
+    def parts(self, own: dict) -> dict:
+        """What a checkpoint holds of each rank's own state: the fields themselves for one process, else
+        {"ranks": [rank 0's, rank 1's, ...], "world_size": W}."""
+        return own if self.world == 1 else {"ranks": self.gather(own), "world_size": self.world}
+
+    def own_part(self, checkpoint: dict) -> dict:
+        """This rank's own state from a checkpoint written by parts(), which must come from as many processes."""
+        written = checkpoint.get("world_size", 1)
+        if written != self.world:
+            raise UserError(f"this checkpoint was written by {written} process(es); resume it with as many "
+                            f"({'torchrun --nproc-per-node ' + str(written) if written > 1 else 'without torchrun'})")
+        return checkpoint if self.world == 1 else checkpoint["ranks"][self.rank]
+
+    def check_same(self, **values) -> None:
+        """Every rank must hold the same parameters and statistics at the end: the all-reduced updates and the merged
+        normalisers keep them equal, so a difference is a bug."""
+        if self.world > 1:
+            for name, value in values.items():
+                mine = torch.as_tensor(np.asarray(value, np.float64) if not torch.is_tensor(value) else value.detach())
+                everyone = self.concat(mine.cpu().reshape(1, -1))  # (W, numel)
+                if not bool((everyone == everyone[0]).all()):
+                    raise RuntimeError(f"the ranks' {name} differ at the end of training")
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()  # (every rank leaves together: rank 0 last finished its evaluation)
+            dist.destroy_process_group()
+
+
+def standardized_across_ranks(adv: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """This rank's share of a minibatch's Â, standardised with the mean and std of the whole minibatch (every rank's
+    share, concatenated): what ppo_losses' per-minibatch normalisation gives one process holding it all."""
+    everyone = ranks.concat(adv)
+    return (adv - everyone.mean()) / (everyone.std() + 1e-8)
+
+
+def merge_moments(rms: "RunningMeanStd", moments: list) -> None:
+    """Fold batches given as (mean, var, count) into rms, one after another: Chan et al.'s parallel formula, as
+    RunningMeanStd.update applies it to one batch. Folding every rank's batch gives what one normaliser that saw
+    them all would hold (up to rounding)."""
+    for mean, var, count in moments:
+        if count == 0:
+            continue
+        total = rms.count + count
+        delta = mean - rms.mean
+        rms.mean = rms.mean + delta * count / total
+        rms.var = (rms.var * rms.count + var * count + np.square(delta) * rms.count * count / total) / total
+        rms.count = total
+
+
+class SharedStatistics:
+    """The observation and return normalisers under torchrun: updated by each rank's own samples during a rollout
+    (update_obs, update_ret), then, at its end (end_rollout), set on every rank to the statistics the rollout began
+    with plus every rank's new samples, merged in rank order. With one process, plain updates."""
+
+    def __init__(self, ranks: Ranks, obs_rms: Optional["RunningMeanStd"], ret_rms: "RunningMeanStd"):
+        self.ranks, self.pairs = ranks, [(rms, None, None) for rms in (obs_rms, ret_rms) if rms is not None]
+        self.start_rollout()
+
+    def start_rollout(self) -> None:
+        """Remember the current statistics and start counting this rollout's samples afresh."""
+        if self.ranks.world > 1:
+            self.pairs = [(rms, dict(vars(rms)), fresh_statistics(rms)) for rms, _, _ in self.pairs]
+
+    def update_obs(self, x: np.ndarray) -> None:
+        self._update(0, x)
+
+    def update_ret(self, x: np.ndarray) -> None:
+        self._update(len(self.pairs) - 1, x)
+
+    def _update(self, i: int, x: np.ndarray) -> None:
+        rms, _, new = self.pairs[i]
+        rms.update(x)
+        if new is not None:
+            new.update(x)
+
+    def end_rollout(self) -> None:
+        if self.ranks.world == 1:
+            return
+        for rms, start, new in self.pairs:
+            vars(rms).update(start)
+            merge_moments(rms, self.ranks.gather((new.mean, new.var, new.count)))
+        self.start_rollout()
+
+
+def fresh_statistics(like: "RunningMeanStd") -> "RunningMeanStd":
+    """A RunningMeanStd of like's shape that has seen nothing (count 0, no prior): its first update is that batch's."""
+    new = RunningMeanStd(like.mean.shape)
+    new.count = 0.0
+    return new
+
+
+class NoWriter:
+    """What ranks other than 0 log to: nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def add_text(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):
@@ -1440,14 +1636,27 @@ def save_expert(args: Args, policy: DeterministicPolicy, obs_dim: int, log_std: 
           f"{returns.std():.1f}); on the evaluation seeds: demonstrator {expert_mean:.1f}, random {random_mean:.1f}")
 
 
+def leave(code: int) -> None:
+    """Exit with `code`. GOTCHA: under torchrun, skip the interpreter's finalisation: gloo's threads can still hold
+    tensors then, and tearing them down aborts the process (SIGABRT) after a run that ended well (seen here on about
+    one 2-process run in five; pytorch/pytorch PR 179291 describes it). Every file of the run is closed by now."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     try:
         main(parse_args())
+        leave(0)
     except UserError as err:
         sys.exit(f"ppo.py: error: {err}")
     except Interrupted as err:
-        print(err, file=sys.stderr)
-        sys.exit(130)
+        if str(err):
+            print(err, file=sys.stderr)
+        leave(130)
     except KeyboardInterrupt:
         print("ppo.py: interrupted; the run directory keeps its last checkpoint.pt, if one was written",
               file=sys.stderr)
