@@ -40,6 +40,15 @@ MUTANTS = [
      "term_buf, done_buf, args.gamma, args.gae_lambda)", "term_buf, term_buf, args.gamma, args.gae_lambda)"),
     ("ppo", "final-obs-dropped", "the line that stores infos['final_obs'] deleted: bootstrap from the next episode's s_0",
      "next_obs_buf[t, i] = normalize_obs(infos[\"final_obs\"][i], obs_rms, args.clip_obs)", "pass"),
+    ("ppo", "gradient-not-all-reduced", "under torchrun, each rank steps on its own minibatch gradient",
+     "                    ranks.mean_(flat_params.grad)\n", "                    pass\n"),
+    ("ppo", "statistics-not-merged", "under torchrun, each rank keeps its own observation and return statistics",
+     "merge_moments(rms, self.ranks.gather((new.mean, new.var, new.count)))",
+     "merge_moments(rms, [(new.mean, new.var, new.count)])"),
+    ("ppo", "advantages-standardised-per-rank", "under torchrun, Â standardised over this rank's share alone",
+     "    everyone = ranks.concat(adv)\n", "    everyone = adv\n"),
+    ("ppo", "resume-rank-0-state-everywhere", "torchrun --resume gives every rank rank 0's envs and generators",
+     'checkpoint["ranks"][self.rank]', 'checkpoint["ranks"][0]'),
     ("ppo", "async-next-step-autoreset", "--vector-env async made with gymnasium's default NEXT_STEP autoreset",
      "AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)",
      "AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)"),
@@ -65,7 +74,7 @@ MUTANTS = [
     ("ppo", "episode-return-not-reset", "the logged training return runs on across episodes",
      "ep_return[i], ep_length[i], discounted_return[i] = 0.0, 0, 0.0", "ep_length[i], discounted_return[i] = 0, 0.0"),
     ("ppo", "obs-rms-not-updated", "the observation statistics never see the rollout",
-     "                if obs_rms is not None:\n                    obs_rms.update(raw_next_obs)\n",
+     "                if obs_rms is not None:\n                    shared_stats.update_obs(raw_next_obs)\n",
      "                if obs_rms is not None:\n                    pass\n"),
     ("ppo", "eval-without-sqrt", "the deployed policy divides by σ² instead of σ",
      "x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)",
@@ -289,8 +298,10 @@ def mutant_key(script: str, mutated: str, tests: list) -> str:
     return digest.hexdigest()[:16]
 
 
-# Test files that check a script's copies of another script's code (gail.py and gcl.py carry ppo.py's learner).
-ALSO_TESTED_BY = {"gail": ["tests/test_ppo_math.py"], "gcl": ["tests/test_ppo_math.py", "tests/test_gail_math.py"]}
+# Fast test files beyond a script's own three that check its lines: the copies of another script's code (gail.py and
+# gcl.py carry ppo.py's learner), and ppo.py's torchrun tests.
+ALSO_TESTED_BY = {"gail": ["tests/test_ppo_math.py"], "gcl": ["tests/test_ppo_math.py", "tests/test_gail_math.py"],
+                  "ppo": ["tests/test_ppo_distributed.py"]}
 
 
 def fast_tests(script: str) -> list:
