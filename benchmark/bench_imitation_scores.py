@@ -5,7 +5,7 @@
     python benchmark/bench_imitation_scores.py --table-only     # print the table from what has finished
 
 Methods, each from the expert's stochastic demonstrations (experts/README.md), 3 seeds, each script's defaults and
-its env's preset (gail.py's PRESETS: HalfCheetah and Ant) otherwise:
+its env's preset (gail.py's PRESETS: HalfCheetah, Walker2d and Ant) otherwise:
   bc.py with 4 and with 25 demos; dagger.py (its labeller is policy.pt2, the expert's deterministic policy);
   gail.py with 4 and with 25 demos, 1M env steps; gcl.py with 25 demos, 1M env steps; awr.py --offline (MARWIL on
   the 25 demos alone).
