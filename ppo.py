@@ -46,6 +46,7 @@ from __future__ import annotations  # (a type in a signature may be defined furt
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -1342,6 +1343,8 @@ class Ranks:
         if self.world > 1 and evaluate_only:
             raise UserError("--checkpoint evaluates a saved model: run it without torchrun")
         if self.world > 1 and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(self.local_rank)  # (nccl's object collectives use the current device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     def mean_(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -1394,9 +1397,8 @@ class Ranks:
         normalisers keep them equal, so a difference is a bug."""
         if self.world > 1:
             for name, value in values.items():
-                mine = torch.as_tensor(np.asarray(value, np.float64) if not torch.is_tensor(value) else value.detach())
-                everyone = self.concat(mine.cpu().reshape(1, -1))  # (W, numel)
-                if not bool((everyone == everyone[0]).all()):
+                array = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
+                if len(set(self.gather(hashlib.sha256(array.tobytes()).hexdigest()))) != 1:
                     raise RuntimeError(f"the ranks' {name} differ at the end of training")
 
     def close(self) -> None:
