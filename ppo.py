@@ -551,12 +551,11 @@ def main(args: Args) -> dict:
     ranks = Ranks(device, args.checkpoint is not None)
     if ranks.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
-    if ranks.rank != 0:
-        pass
-    elif preset is not None:
+    if preset is not None and ranks.rank == 0:
         print(f"ppo.py: preset '{preset}' for {args.env} ({PRESETS[preset]['source']}); flags given on the command "
               f"line override it, --preset none runs the plain defaults", flush=True)
-    elif args.resume is None and args.checkpoint is None and args.env.split("-v")[0] not in PRESETS:
+    elif (args.resume is None and args.checkpoint is None and args.env.split("-v")[0] not in PRESETS
+          and ranks.rank == 0):
         print(f"ppo.py: note: no preset for {args.env}: running on the Args defaults (CleanRL's MuJoCo settings)",
               flush=True)
     # Create the output folders first, so that a bad path fails now and not after an hour of training.
