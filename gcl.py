@@ -71,6 +71,7 @@ have not been re-run since: docs/gcl.md.)
 from __future__ import annotations  # (a type in a signature may be defined further down)
 
 import collections
+import contextlib
 import copy
 import dataclasses
 import importlib.util
@@ -170,6 +171,9 @@ class Args:
     # --- PPO, the policy's learner (defaults: ppo.py's MuJoCo settings) ---
     num_envs: int = 1
     """N: parallel environments"""
+    vector_env: Literal["sync", "async"] = "sync"
+    """sync: the N envs step one after another in this process; async: each in a process of its own (gymnasium's
+    AsyncVectorEnv), the same numbers, faster where an env step costs more than passing its arrays between processes"""
     num_steps: int = 2048
     """T: steps per environment per rollout; batch size = N·T"""
     learning_rate: float = 3e-4
@@ -710,8 +714,7 @@ def main(args: Args) -> dict:
     num_iterations = args.total_timesteps // batch_size
 
     # GOTCHA: SAME_STEP autoreset (gymnasium's default NEXT_STEP would put a fake s_last -> s_0 step in the batch).
-    envs = gym.vector.SyncVectorEnv([lambda: make_env(args.env) for _ in range(N)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = make_vector_env(args.env, N, args.vector_env)
     ret_rms, discounted_return = RunningMeanStd(()), np.zeros(N)
     noise_rng = np.random.default_rng(args.seed)
     # The background set (Algorithm 2's D_samp): the batches of the last K policies, each with the policy that
@@ -756,9 +759,11 @@ def main(args: Args) -> dict:
         extra, eval_history = resumed["extra"], resumed["extra"]["eval_history"]
         background.extend(resumed["background"])
         start_iteration, start_time = resumed["iteration"] + 1, time.time() - resumed["train_time"]
-        envs.envs = [set_env_state(state) for state in resumed["envs"]]
+        envs.set_attr("saved_state", list(resumed["envs"]))  # (each env its own: AsyncVectorEnv's are in other
+        envs.call("restore_saved_state")                      # processes, reached only through calls by name)
 
-    with StopSignals() as stop:  # Ctrl-C or SIGTERM: finish this iteration, write checkpoint.pt, stop
+    # (contextlib.closing: the envs, and an async run's worker processes, close however the loop ends)
+    with StopSignals() as stop, contextlib.closing(envs):  # Ctrl-C or SIGTERM: finish this iteration, checkpoint, stop
         for iteration in range(start_iteration, num_iterations + 1):
             if args.anneal_lr:
                 # TRICK: linear learning-rate decay to 0 of the policy (baselines' ppo2); r_θ keeps its step size.
@@ -965,11 +970,10 @@ def main(args: Args) -> dict:
                     "ret_rms": vars(ret_rms), "discounted_return": discounted_return, "noise_rng": noise_rng,
                     "obs": obs, "raw_obs": raw_obs, "ep_return": ep_return, "ep_length": ep_length,
                     "train_returns": train_returns, "extra": extra, "background": list(background),
-                    "envs": [env_state(env) for env in envs.envs]})
+                    "envs": list(envs.call("saved_state_now"))})
             if stop.received:
                 writer.close()
                 raise Interrupted(stop_line("gcl.py", stop.received, global_step, run_dir))
-    envs.close()
 
     train_time = time.time() - start_time
     extra = {"num_demos": args.num_demos, "segment_length": args.segment_length, "reward_shift": args.reward_shift} | extra
@@ -1541,6 +1545,36 @@ def remove_checkpoint(run_dir: str) -> None:
 def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
     return f"{script}: stopped by {signal_name} at step {step:,}; resume with: python {script} --resume {run_dir}"
 # <<< shared: checkpoints and resume
+
+
+# >>> shared: vector envs
+def make_vector_env(env_id: str, n: int, kind: str) -> gym.vector.VectorEnv:
+    """N copies of make_env(env_id), each a ResumableEnv, stepped in this process (sync) or each in its own (async),
+    with SAME_STEP autoreset (the GOTCHA where main() makes them)."""
+    if kind == "sync":
+        return gym.vector.SyncVectorEnv([lambda: ResumableEnv(make_env(env_id)) for _ in range(n)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+    def in_worker() -> gym.Env:
+        # GOTCHA: Ctrl-C reaches the whole process group; a worker that died of it would leave the main process,
+        # which stops at a safe point and writes its checkpoint, with no envs to save.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return ResumableEnv(make_env(env_id))
+    return gym.vector.AsyncVectorEnv([in_worker] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class ResumableEnv(gym.Wrapper):
+    """An env whose state can be saved and put back by name, as AsyncVectorEnv reaches an env in its worker process:
+    envs.call("saved_state_now") gives each env's env_state; envs.set_attr("saved_state", states), then
+    envs.call("restore_saved_state"), puts them back (the wrapped env replaced by the unpickled one)."""
+
+    def saved_state_now(self) -> Optional[bytes]:
+        return env_state(self.env)
+
+    def restore_saved_state(self) -> None:
+        self.env = set_env_state(self.saved_state)
+        del self.saved_state
+# <<< shared: vector envs
 
 
 def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete: bool, device: torch.device):

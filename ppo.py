@@ -1298,6 +1298,7 @@ def stop_line(script: str, signal_name: str, step: int, run_dir: str) -> str:
 # <<< shared: checkpoints and resume
 
 
+# >>> shared: vector envs
 def make_vector_env(env_id: str, n: int, kind: str) -> gym.vector.VectorEnv:
     """N copies of make_env(env_id), each a ResumableEnv, stepped in this process (sync) or each in its own (async),
     with SAME_STEP autoreset (the GOTCHA where main() makes them)."""
@@ -1324,6 +1325,7 @@ class ResumableEnv(gym.Wrapper):
     def restore_saved_state(self) -> None:
         self.env = set_env_state(self.saved_state)
         del self.saved_state
+# <<< shared: vector envs
 
 
 # torchrun: several processes, one run (Ranks, standardized_across_ranks, merge_moments, SharedStatistics).

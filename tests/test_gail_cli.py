@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import tyro
 
 import gail
 from cli_helpers import ROOT, check_run_dir, error_line as _error_line, run_script
@@ -123,3 +124,14 @@ def test_presets_apply_by_env_and_a_flag_always_wins():
     assert gail.resolve_preset(from_python) == "HalfCheetah" and from_python.init_log_std == -1.0
     for name, preset in gail.PRESETS.items():
         assert preset["source"] and set(preset["args"]) <= {f.name for f in dataclasses.fields(gail.Args)}, name
+
+
+def test_async_envs_give_the_same_run_as_sync_ones(tmp_path):
+    """--vector-env async: each env in its own process, the same trajectories (the truncations at 200 steps
+    included), so the same evaluation."""
+    argv = ["--env", "Pendulum-v1", "--total-timesteps", "512", "--num-envs", "2", "--num-steps", "128",
+            "--num-minibatches", "2", "--disc-minibatches", "2", "--update-epochs", "1", "--num-demos", "2", "--eval-episodes", "2"]
+    runs = {kind: gail.main(tyro.cli(gail.Args, args=[*argv, "--vector-env", kind, "--runs-dir", str(tmp_path / kind)]))
+            for kind in ("sync", "async")}
+    assert runs["sync"]["eval_returns"] == runs["async"]["eval_returns"]
+    assert runs["sync"]["train_return_last100"] == runs["async"]["train_return_last100"]

@@ -3,6 +3,7 @@ reward update), clear errors for a missing or mismatched expert and nonsensical 
 import os
 
 import pytest
+import tyro
 
 import gcl
 from cli_helpers import ROOT, check_run_dir, error_line as _error_line, run_script
@@ -93,3 +94,14 @@ def test_checkpoint_reproduces_the_evaluation(tmp_path):
     assert "not a model.pt written by gail.py" in line
     line = error_line(run_cli("--env", "InvertedPendulum-v4", "--checkpoint", model, "--runs-dir", str(tmp_path / "y")))
     assert "was trained on Pendulum-v1" in line
+
+
+def test_async_envs_give_the_same_run_as_sync_ones(tmp_path):
+    """--vector-env async: each env in its own process, the same trajectories (the truncations at 200 steps
+    included), so the same evaluation."""
+    argv = ["--env", "Pendulum-v1", "--total-timesteps", "512", "--num-envs", "2", "--num-steps", "128",
+            "--num-minibatches", "2", "--irl-steps", "2", "--segment-length", "10", "--update-epochs", "1", "--num-demos", "2", "--eval-episodes", "2"]
+    runs = {kind: gcl.main(tyro.cli(gcl.Args, args=[*argv, "--vector-env", kind, "--runs-dir", str(tmp_path / kind)]))
+            for kind in ("sync", "async")}
+    assert runs["sync"]["eval_returns"] == runs["async"]["eval_returns"]
+    assert runs["sync"]["train_return_last100"] == runs["async"]["train_return_last100"]
