@@ -734,11 +734,13 @@ def main(args: Args) -> dict:
             beta = torch.tensor(kl_beta, device=device)  # β_k as a tensor: torch.compile would recompile for each float
             for epoch in range(args.update_epochs):
                 perm = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, minibatch_size):
+                if W > 1 and args.norm_adv:  # (ppo_losses would standardise each rank's share alone)
+                    adv_moments = minibatch_moments_across_ranks(b_adv, perm, minibatch_size, ranks)  # (M, 2)
+                for k, start in enumerate(range(0, batch_size, minibatch_size)):
                     mb = perm[start:start + minibatch_size]
                     mb_adv = b_adv[mb]
-                    if W > 1 and args.norm_adv:  # (ppo_losses would standardise this rank's share alone)
-                        mb_adv = standardized_across_ranks(mb_adv, ranks)
+                    if W > 1 and args.norm_adv:  # Â standardised over the whole minibatch, every rank's share
+                        mb_adv = (mb_adv - adv_moments[k, 0]) / (adv_moments[k, 1] + 1e-8)
                     pg_loss, v_loss, entropy, approx_kl, clipfrac = loss_fn(
                         agent, b_obs[mb], b_actions[mb], b_logp_old[mb], mb_adv, b_values[mb], b_returns[mb],
                         b_out_old[mb], log_std_old, beta, args.objective,
@@ -1328,7 +1330,7 @@ class ResumableEnv(gym.Wrapper):
 # <<< shared: vector envs
 
 
-# torchrun: several processes, one run (Ranks, standardized_across_ranks, merge_moments, SharedStatistics).
+# torchrun: several processes, one run (Ranks, minibatch_moments_across_ranks, merge_moments, SharedStatistics).
 class Ranks:
     """This process's place in a torchrun job, and the few collectives PPO needs; without torchrun (no WORLD_SIZE in
     the environment, or WORLD_SIZE=1) world = 1 and every method returns its input or does nothing.
@@ -1353,6 +1355,12 @@ class Ranks:
         if self.world > 1:
             dist.all_reduce(tensor)
             tensor /= self.world
+        return tensor
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """In place: the sum of `tensor` over the ranks."""
+        if self.world > 1:
+            dist.all_reduce(tensor)
         return tensor
 
     def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -1408,11 +1416,18 @@ class Ranks:
             dist.destroy_process_group()
 
 
-def standardized_across_ranks(adv: torch.Tensor, ranks: Ranks) -> torch.Tensor:
-    """This rank's share of a minibatch's Â, standardised with the mean and std of the whole minibatch (every rank's
-    share, concatenated): what ppo_losses' per-minibatch normalisation gives one process holding it all."""
-    everyone = ranks.concat(adv)
-    return (adv - everyone.mean()) / (everyone.std() + 1e-8)
+def minibatch_moments_across_ranks(adv: torch.Tensor, perm: torch.Tensor, minibatch_size: int,
+                                   ranks: Ranks) -> torch.Tensor:
+    """(M, 2): the mean and std of Â over each of this epoch's M minibatches, every rank's share of it, what
+    ppo_losses' per-minibatch normalisation computes for one process that holds the whole minibatch. One all-reduce
+    per epoch of each share's Σ Â, Σ Â² and count (float64), not one gather per minibatch: on 2 cores a collective
+    costs about as much as a minibatch update (docs/running.md)."""
+    shares = [adv[perm[start:start + minibatch_size]].double() for start in range(0, len(perm), minibatch_size)]
+    sums = torch.stack([torch.stack([a.sum(), a.square().sum(), a.new_tensor(float(len(a)))]) for a in shares])
+    ranks.sum_(sums)  # (M, 3)
+    mean = sums[:, 0] / sums[:, 2]
+    std = ((sums[:, 1] - sums[:, 2] * mean.square()).clamp_min(0.0) / (sums[:, 2] - 1.0)).sqrt()  # (unbiased, as .std())
+    return torch.stack([mean, std], dim=1).to(adv.dtype)
 
 
 def merge_moments(rms: "RunningMeanStd", moments: list) -> None:

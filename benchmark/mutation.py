@@ -46,7 +46,7 @@ MUTANTS = [
      "merge_moments(rms, self.ranks.gather((new.mean, new.var, new.count)))",
      "merge_moments(rms, [(new.mean, new.var, new.count)])"),
     ("ppo", "advantages-standardised-per-rank", "under torchrun, Â standardised over this rank's share alone",
-     "    everyone = ranks.concat(adv)\n", "    everyone = adv\n"),
+     "    ranks.sum_(sums)  # (M, 3)\n", "    pass\n"),
     ("ppo", "resume-rank-0-state-everywhere", "torchrun --resume gives every rank rank 0's envs and generators",
      'checkpoint["ranks"][self.rank]', 'checkpoint["ranks"][0]'),
     ("ppo", "async-next-step-autoreset", "--vector-env async made with gymnasium's default NEXT_STEP autoreset",

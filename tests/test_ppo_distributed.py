@@ -98,7 +98,10 @@ def rank_gradient(rank: int, port: int, queue) -> None:
     agent = ppo.Agent(OBS, ACT, False, 8, init_log_std=-0.5)
     ranks = ppo.Ranks(torch.device("cpu"))
     rows = torch.arange(rank * MB // 2, (rank + 1) * MB // 2)
-    adv = ppo.standardized_across_ranks(minibatch()[3][rows], ranks)  # as the training loop does under torchrun
+    # as the training loop does under torchrun: the whole minibatch's moments, then this rank's share standardised
+    share = minibatch()[3][rows]
+    moments = ppo.minibatch_moments_across_ranks(share, torch.arange(MB // 2), MB // 2, ranks)  # (1, 2)
+    adv = (share - moments[0, 0]) / (moments[0, 1] + 1e-8)
     grad = gradient(agent, rows, adv, norm_adv=False)
     ranks.mean_(grad)  # the loop's all-reduce of the flat gradient buffer
     queue.put((rank, grad.numpy()))
