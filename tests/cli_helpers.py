@@ -1,6 +1,7 @@
 """Helpers of the command-line tests of every script: run it as a user would, and read what it wrote."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,6 +16,21 @@ def run_script(script: str, *argv, cwd: str = ROOT) -> subprocess.CompletedProce
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def ctrl_c_after_first_step(cmd: list, env: dict = None) -> tuple:
+    """Start `cmd` in a process group of its own, as a terminal's foreground job is; once it prints its first "step"
+    line, send SIGINT to the whole group, as Ctrl-C does; return (exit code, stderr)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore") if env is None else env
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    line = process.stdout.readline()
+    while line and not line.startswith("step"):
+        line = process.stdout.readline()
+    assert line, process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
 
 
 def only_run_dir(runs_dir) -> str:

@@ -7,7 +7,6 @@ standardised over all of it; (3) the ranks must end with the same parameters, an
 """
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import ppo
-from cli_helpers import ROOT, only_run_dir
+from cli_helpers import ROOT, ctrl_c_after_first_step, only_run_dir
 
 
 def test_merged_statistics_equal_one_normaliser_over_the_concatenated_data():
@@ -163,15 +162,8 @@ def test_a_two_process_run_stopped_by_ctrl_c_resumes_to_the_same_model_bit_for_b
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(free_port()), os.path.join(ROOT, "ppo.py"), *argv, "--runs-dir", str(tmp_path / "split")]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)  # (its own group, as a terminal's foreground job is)
-    line = process.stdout.readline()
-    while line and not line.startswith("step"):
-        line = process.stdout.readline()
-    assert line, process.stderr.read()
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert err.count("ppo.py: stopped by SIGINT at step") == 1, err  # rank 0 alone says it
+    code, err = ctrl_c_after_first_step(cmd, env)
+    assert code != 0 and err.count("ppo.py: stopped by SIGINT at step") == 1, err  # rank 0 alone says it
     assert "resume with: torchrun --nproc-per-node 2 ppo.py --resume" in err
     run_dir = only_run_dir(tmp_path / "split")
     assert "checkpoint.pt" in os.listdir(run_dir) and "model.pt" not in os.listdir(run_dir)

@@ -20,7 +20,7 @@ import pytest
 import torch
 import tyro
 
-from cli_helpers import ROOT, error_line, only_run_dir, run_script
+from cli_helpers import ROOT, ctrl_c_after_first_step, error_line, only_run_dir, run_script
 
 # script -> (a short run's command line, a function the loop calls once per iteration, the call that sends SIGINT)
 RESUMABLE = {
@@ -207,20 +207,11 @@ def test_sigterm_then_resume_on_the_command_line_finishes_the_run(tmp_path):
 def test_ctrl_c_to_the_whole_process_group_of_an_async_run_stops_it_at_a_safe_point(tmp_path):
     """A terminal's Ctrl-C signals every process of the group, --vector-env async's env workers too: they must outlive
     it, so that the main process can finish the iteration and save their envs in checkpoint.pt."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "ppo.py"), "--env", "Pendulum-v1",
-                                "--total-timesteps", "6400", "--num-envs", "2", "--num-steps", "64",
-                                "--num-minibatches", "2", "--update-epochs", "1", "--vector-env", "async",
-                                "--eval-episodes", "2", "--runs-dir", str(tmp_path)],
-                               cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)  # (its own group, as a terminal's foreground job is)
-    line = process.stdout.readline()
-    while line and not line.startswith("step"):
-        line = process.stdout.readline()
-    assert line, process.stderr.read()
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and "stopped by SIGINT" in err and "Traceback" not in err, err
+    code, err = ctrl_c_after_first_step([sys.executable, os.path.join(ROOT, "ppo.py"), "--env", "Pendulum-v1",
+                                         "--total-timesteps", "6400", "--num-envs", "2", "--num-steps", "64",
+                                         "--num-minibatches", "2", "--update-epochs", "1", "--vector-env", "async",
+                                         "--eval-episodes", "2", "--runs-dir", str(tmp_path)])
+    assert code == 130 and "stopped by SIGINT" in err and "Traceback" not in err, err
     run_dir = only_run_dir(tmp_path)
     assert "checkpoint.pt" in os.listdir(run_dir)
     with open(os.path.join(run_dir, "args.json")) as f:
