@@ -105,6 +105,9 @@ def rank_gradient(rank: int, port: int, queue) -> None:
     ranks.mean_(grad)  # the loop's all-reduce of the flat gradient buffer
     queue.put((rank, grad.numpy()))
     ranks.close()
+    queue.close()
+    queue.join_thread()  # (the result is sent: now leave without the interpreter's finalisation, as ppo.leave does)
+    os._exit(0)
 
 
 def test_the_all_reduced_gradient_is_the_gradient_of_the_whole_minibatch():
