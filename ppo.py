@@ -1352,10 +1352,7 @@ class Ranks:
 
     def mean_(self, tensor: torch.Tensor) -> torch.Tensor:
         """In place: the mean of `tensor` over the ranks."""
-        if self.world > 1:
-            dist.all_reduce(tensor)
-            tensor /= self.world
-        return tensor
+        return self.sum_(tensor).div_(self.world)
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """In place: the sum of `tensor` over the ranks."""
@@ -1368,14 +1365,6 @@ class Ranks:
         if self.world > 1:
             dist.broadcast(tensor, src=0)
         return tensor
-
-    def concat(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Every rank's `tensor` (the same shape on each), concatenated in rank order along dim 0."""
-        if self.world == 1:
-            return tensor
-        parts = [torch.empty_like(tensor) for _ in range(self.world)]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts)
 
     def gather(self, obj) -> list:
         """[rank 0's obj, rank 1's, ...] on every rank (any picklable object)."""
