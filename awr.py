@@ -138,6 +138,10 @@ class Args:
     """D keeps the most recent samples, about 25 policies' worth (notes 004: 50k)"""
     samples_per_iter: int = 2048
     """new environment steps per iteration (released code: 2,048; the notes: ~2,000)"""
+    whole_episodes: bool = True
+    """collect whole episodes, at least samples_per_iter steps, scale the iteration's SGD steps by the steps it took
+    over samples_per_iter, and drop whole episodes from D (released code); --no-whole-episodes: exactly
+    samples_per_iter steps, the episode in progress continuing into the next iteration, D trimmed by sample"""
     offline: bool = False
     """MARWIL: fit on a fixed dataset (--demos, plus --random-episodes) without stepping the environment to train"""
     demos: Optional[str] = None
@@ -173,12 +177,22 @@ class Args:
     """σ of the Gaussian policy in the [−1, 1]-normalised action space, fixed (released code: 0.4; 0.2 for Ant)"""
     bound_loss_weight: float = 10.0
     """weight of the penalty on the Gaussian's mean leaving the action bounds (released code)"""
+    clip_actions: bool = True
+    """the env gets the draw clipped to the action bounds; --no-clip-actions passes it as drawn (released code, whose
+    MuJoCo envs clamp it themselves but charge the control cost on the unclipped action)"""
     norm_obs: bool = True
     """normalise observations with running mean and variance"""
+    obs_norm_update: Literal["iteration", "step"] = "iteration"
+    """when the statistics take in new states: once per iteration, after its fits (the first: before them), from
+    every state the iteration visited, each episode's last one included (released code: π acts and then learns with
+    the same statistics); or at every env step while collecting"""
     obs_norm_samples: int = 300_000
-    """the observation statistics are updated from the first this many samples, then frozen (released code)"""
-    clip_obs: float = 10.0
-    """clip normalised observations to ±clip_obs"""
+    """the statistics take in the states of the iterations that begin within this many env steps, then are frozen
+    (released code)"""
+    obs_std_floor: float = 0.01
+    """ŝ = (s − μ) / max(σ, obs_std_floor) per dimension (released code: 0.01)"""
+    clip_obs: float = math.inf
+    """clip normalised observations to ±clip_obs (released code: inf, no clipping)"""
 
 
 # ── Networks ───────────────────────────────────────────────────────────────────────────────────────
@@ -362,13 +376,29 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
 
 
-def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float) -> np.ndarray:
-    """ŝ = clip((s − μ) / √(σ² + ε), −c, c), as float32; identity without statistics."""
+def normalize_obs(obs: np.ndarray, rms: Optional[RunningMeanStd], clip: float, std_floor: float) -> np.ndarray:
+    """ŝ = clip((s − μ) / max(σ, σ_min), −c, c), as float32; identity without statistics."""
     if rms is None:
         return obs.astype(np.float32)
     # TRICK: observation normalisation (the released code's state normaliser): MuJoCo observations mix positions and
-    # velocities of very different scales; an MLP learns much faster on unit-scale inputs.
-    return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -clip, clip).astype(np.float32)
+    # velocities of very different scales; an MLP learns much faster on unit-scale inputs. The floor σ_min keeps a
+    # dimension that has barely moved yet (a joint at rest) from being blown up by a tiny σ.
+    return np.clip((obs - rms.mean) / np.maximum(np.sqrt(rms.var), std_floor), -clip, clip).astype(np.float32)
+
+
+def episode_states(obs: np.ndarray, next_obs: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every state a stretch of steps visited: each s_t, and s_{T+1} after each episode's last step; (n, obs_dim),
+    (n, obs_dim), (n,) -> (n + number of ends, obs_dim), in the order they were visited (released code: a path's
+    states)."""
+    last = np.flatnonzero(ends)  # steps after which an episode ended
+    return np.insert(obs, last + 1, next_obs[last], axis=0)
+
+
+def whole_episodes_start(ends: np.ndarray, size: int) -> int:
+    """The first sample to keep so that D holds at most `size` samples of whole episodes, the most recent ones:
+    the start of the oldest episode that fits (the last episode whole, even when it alone is longer); (n,) -> index."""
+    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))  # where each episode in D begins
+    return int(starts[min(np.searchsorted(starts, len(ends) - size), len(starts) - 1)])
 
 
 def episodes_to_buffer(steps: dict, discrete: bool, centre, half_range) -> dict:
@@ -531,18 +561,24 @@ def main(args: Args) -> dict:
                     writer.close()
                     raise Interrupted(stop_line("awr.py", stop.received, progress, run_dir))
             iteration += 1
+            fresh_states = None  # states for the observation statistics, taken in after this iteration's fits
             if not args.offline:
                 # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
                 # TRICK: the actor runs in numpy on a copy of its weights (several times faster per step than a torch
                 # module call at batch size 1, as in ppo.py); π is fixed until [S3].
                 actor_np = numpy_weights(agent.actor)
                 new = {k: [] for k in buf}
-                for _ in range(args.samples_per_iter):
-                    if obs_rms is not None and global_step < args.obs_norm_samples:
+                steps_before = global_step
+                # (--whole-episodes: on past samples_per_iter until the episode in progress ends; an iteration then
+                # always starts with a reset)
+                while (global_step - steps_before < args.samples_per_iter
+                       or (args.whole_episodes and ep_length > 0)):
+                    if obs_rms is not None and args.obs_norm_update == "step" and global_step < args.obs_norm_samples:
                         obs_rms.update(np.asarray(raw_obs, np.float64)[None])
                     # a_t ~ π_θ(·|s_t), the policy's sample: the actor's output on s_t (from its numpy copy, the same
                     # numbers as the torch network), then a draw from the distribution it parametrises:
-                    out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs))
+                    out = numpy_relu_mlp(actor_np, normalize_obs(np.asarray(raw_obs)[None], obs_rms, args.clip_obs,
+                                                                 args.obs_std_floor))
                     if discrete:
                         action = gumbel_max_sample(out, noise_rng.random(out.shape))[0]  # a_t ~ softmax(logits)
                         env_action = action
@@ -551,7 +587,9 @@ def main(args: Args) -> dict:
                         action = (out + args.action_std * noise_rng.standard_normal(out.shape, dtype=np.float32))[0]
                         # GOTCHA: D keeps the sampled ã_t, not the clipped one: log π must be the density of what the
                         # Gaussian drew.
-                        env_action = np.clip(centre + half_range * action, low, high)
+                        env_action = centre + half_range * action
+                        if args.clip_actions:
+                            env_action = np.clip(env_action, low, high)
                     next_raw, reward, terminated, truncated, _ = env.step(env_action)
                     for key, value in zip(new, (raw_obs, action, reward, next_raw, terminated, terminated or truncated)):
                         new[key].append(value)
@@ -564,16 +602,30 @@ def main(args: Args) -> dict:
                         writer.add_scalar("charts/episodic_length", ep_length, global_step)
                         raw_obs, _ = env.reset()
                         ep_return, ep_length = 0.0, 0
-                # D ← the buffer_size most recent samples of D ∪ new
-                buf = {k: np.concatenate([buf[k], np.asarray(new[k], dtype=buf[k].dtype)])[-args.buffer_size:]
-                       for k in buf}
+                new = {k: np.asarray(new[k], dtype=buf[k].dtype) for k in buf}
+                new_steps = len(new["rewards"])  # samples_per_iter, or more with --whole-episodes
+                # D ← the buffer_size most recent samples of D ∪ new (--whole-episodes: of whole episodes)
+                buf = {k: np.concatenate([buf[k], new[k]]) for k in buf}
+                first = (whole_episodes_start(buf["ends"], args.buffer_size) if args.whole_episodes
+                         else max(0, len(buf["ends"]) - args.buffer_size))
+                buf = {k: v[first:] for k, v in buf.items()}
+                # The states this iteration visited, for the statistics (--obs-norm-update iteration): the first
+                # iteration's before its fits (there are no statistics yet), the others' after them, so that π
+                # learns with the statistics it acted with.
+                fresh_states = None
+                if obs_rms is not None and args.obs_norm_update == "iteration" and steps_before < args.obs_norm_samples:
+                    fresh_states = episode_states(new["obs"], new["next_obs"], new["ends"]).astype(np.float64)
+                    if steps_before == 0:
+                        obs_rms.update(fresh_states)
+                        fresh_states = None
 
             # (TensorBoard's x axis: env steps online; offline, where no step is taken, the iteration)
             log_step = iteration if args.offline else global_step
 
             # [S2] R^D: TD(λ) returns of every sample in D, bootstrapped with V_{k−1}.
-            obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs)).to(device)  # (B, obs_dim)
-            next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs)).to(device)
+            obs = torch.from_numpy(normalize_obs(buf["obs"], obs_rms, args.clip_obs, args.obs_std_floor)).to(device)
+            next_obs = torch.from_numpy(normalize_obs(buf["next_obs"], obs_rms, args.clip_obs,
+                                                      args.obs_std_floor)).to(device)  # (B, obs_dim) each
             actions = torch.from_numpy(buf["actions"]).to(device)  # (B,) or (B, A)
             ends = buf["ends"].copy()
             ends[-1] = True  # D ends here: the episode in progress is bootstrapped with V(s_{t+1}) for now
@@ -587,10 +639,12 @@ def main(args: Args) -> dict:
 
             returns, values = lambda_returns()
             n = len(returns)
+            # (--whole-episodes: the SGD steps grow with the iteration's samples, as in the released code)
+            step_scale = 1.0 if args.offline else new_steps / args.samples_per_iter
 
             # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
             targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
-            for idx in minibatch_indices(n, args.batch_size, args.value_steps, batch_gen).to(device):
+            for idx in minibatch_indices(n, args.batch_size, math.ceil(args.value_steps * step_scale), batch_gen).to(device):
                 # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
                 v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
                 value_optimizer.zero_grad()
@@ -618,7 +672,7 @@ def main(args: Args) -> dict:
             b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
             # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
-            for idx in minibatch_indices(n, args.batch_size, args.policy_steps, batch_gen).to(device):
+            for idx in minibatch_indices(n, args.batch_size, math.ceil(args.policy_steps * step_scale), batch_gen).to(device):
                 out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
                 if discrete:
                     logp = categorical_log_prob(out, actions[idx])
@@ -632,6 +686,9 @@ def main(args: Args) -> dict:
             writer.add_scalar("losses/policy_loss", loss.item(), log_step)
             check_finite(run_dir, log_step,
                          **{"the value loss": v_loss, "the policy loss": loss, "the networks": agent})
+
+            if fresh_states is not None:
+                obs_rms.update(fresh_states)
 
             # [S4] log.
             writer.add_scalar("charts/iteration", iteration, log_step)
@@ -665,15 +722,17 @@ class DeterministicPolicy(nn.Module):
     """
 
     def __init__(self, actor: nn.Module, obs_rms: Optional[RunningMeanStd], clip_obs: float, discrete: bool,
-                 low: Optional[np.ndarray], high: Optional[np.ndarray], eps: float = 1e-8):
+                 low: Optional[np.ndarray], high: Optional[np.ndarray], std_floor: float = 0.01):
         super().__init__()
         self.actor = copy.deepcopy(actor).cpu().eval()
         for p in self.actor.parameters():
             p.requires_grad_(False)
-        self.discrete, self.normalize, self.clip_obs, self.eps = discrete, obs_rms is not None, clip_obs, eps
+        self.discrete, self.normalize, self.clip_obs = discrete, obs_rms is not None, clip_obs
         if obs_rms is not None:
             self.register_buffer("obs_mean", torch.as_tensor(obs_rms.mean, dtype=torch.float32))
-            self.register_buffer("obs_var", torch.as_tensor(obs_rms.var, dtype=torch.float32))
+            # max(σ, σ_min), as normalize_obs divides by
+            self.register_buffer("obs_std", torch.as_tensor(np.maximum(np.sqrt(obs_rms.var), std_floor),
+                                                            dtype=torch.float32))
         if not discrete:
             self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
@@ -682,7 +741,7 @@ class DeterministicPolicy(nn.Module):
         """The actor on the normalised observation: obs (B, obs_dim) -> logits or the Gaussian's mean μ, (B, A)."""
         x = obs
         if self.normalize:
-            x = torch.clamp((obs - self.obs_mean) / torch.sqrt(self.obs_var + self.eps), -self.clip_obs, self.clip_obs)
+            x = torch.clamp((obs - self.obs_mean) / self.obs_std, -self.clip_obs, self.clip_obs)
         return self.actor(x)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -750,7 +809,7 @@ def finish(args: Args, run_dir: str, writer: SummaryWriter, agent: Agent, obs_rm
                                                      "count": float(obs_rms.count)},
         }, os.path.join(run_dir, "model.pt"))
         remove_checkpoint(run_dir)
-    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high)
+    policy = DeterministicPolicy(agent.actor, obs_rms, args.clip_obs, discrete, low, high, args.obs_std_floor)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     evaluation = run_episodes(torch_policy(policy), args.env, args.eval_episodes, args.eval_seed, video_dir)
     eval_returns = evaluation["episode_returns"]
@@ -850,7 +909,9 @@ def check_args(args: Args) -> None:
         (args.bound_loss_weight >= 0, "--bound-loss-weight must be >= 0"),
         (args.eval_episodes >= 0, "--eval-episodes must be >= 0"),
         (args.torch_threads >= 1, "--torch-threads must be at least 1"),
-        (args.clip_obs > 0, "--clip-obs must be positive"),
+        (args.clip_obs > 0, "--clip-obs must be positive (inf: no clipping)"),
+        (args.obs_std_floor > 0, "--obs-std-floor must be positive (it is the least σ normalised observations are "
+                                 "divided by)"),
         (not args.norm_obs or args.obs_norm_samples >= 1,
          "--obs-norm-samples must be at least 1 (or pass --no-norm-obs to leave observations as they are)"),
     ]
@@ -1221,6 +1282,8 @@ def load_checkpoint(path: str, args: Args, obs_dim: int, act_dim: int, discrete:
     if ckpt["env"] != args.env:
         raise UserError(f"checkpoint '{path}' was trained on {ckpt['env']}, not {args.env} (pass --env {ckpt['env']})")
     args.hidden_sizes, args.clip_obs, args.gamma = tuple(ckpt["args"]["hidden_sizes"]), ckpt["args"]["clip_obs"], ckpt["args"]["gamma"]
+    # (a model.pt from before the floor was an option divided by √(σ² + 1e-8), which a floor of 1e-4 matches closely)
+    args.obs_std_floor = ckpt["args"].get("obs_std_floor", 1e-4)
     agent = Agent(obs_dim, act_dim, discrete, args.hidden_sizes, args.gamma).to(device)
     agent.load_state_dict(ckpt["agent"])
     obs_rms = None
