@@ -49,8 +49,11 @@ defaults, each with its source in Args. Where the code departs from the paper's 
   - TRICK (released code): the policy's σ is fixed, not learned (0.4 in a [−1, 1]-normalised action space), the value
     network's output is scaled by 1/(1 − γ), observation statistics are frozen after 300k samples, and a penalty
     keeps the Gaussian's mean inside the action bounds. Each is commented where it is computed.
-  - SIMPLIFICATION: the environment keeps running across iterations (an episode that a batch cuts continues in the
-    next), so each iteration adds exactly `samples_per_iter` steps; the released code collects whole episodes.
+  - As the released code: each iteration collects whole episodes (at least `samples_per_iter` steps) and takes SGD
+    steps in proportion; the observation statistics take in each iteration's states once, after its fits, divide by
+    max(σ, 0.01) and are not clipped. `--no-whole-episodes` and `--obs-norm-update step` give the simpler choices
+    (docs/awr.md#what-matched-the-released-code measures each). The env's actions are clipped to the bounds; the
+    released code passes the draw unclipped (`--no-clip-actions`).
 """
 
 
@@ -94,7 +97,8 @@ class Args:
     seed: int = 1
     """seed of python, numpy, torch and the environment"""
     total_timesteps: int = 100_000
-    """environment steps to train for (online mode; --offline takes none)"""
+    """environment steps to train for (online mode; --offline takes none); with --whole-episodes the last iteration
+    finishes its episodes, so a run takes up to one episode more"""
     cuda: bool = True
     """update on the GPU when one is available (the rollout's actor runs in numpy on the CPU either way)"""
     torch_deterministic: bool = True

@@ -36,7 +36,8 @@ def test_tiny_online_run_writes_the_run_directory(tmp_path, env_id, extra):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("eval: ")
     summary = check_run_dir(tmp_path, env_id, "awr.py", eval_episodes=2)
-    assert summary["env_steps"] == 256 and summary["iterations"] == 2  # whole iterations of --samples-per-iter
+    # iterations of at least --samples-per-iter (128) steps, each ending with an episode (--whole-episodes)
+    assert summary["env_steps"] >= 256 and summary["iterations"] == 2
 
 
 @pytest.mark.parametrize("env_id,extra", [

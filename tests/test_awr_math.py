@@ -158,3 +158,16 @@ def test_value_is_scaled_by_one_over_one_minus_gamma():
     agent = awr.Agent(3, 2, True, (8,), gamma=0.9)
     obs = torch.randn(4, 3)
     torch.testing.assert_close(agent.value(obs), agent.critic(obs).squeeze(-1) * 10.0)
+
+
+def test_deterministic_policy_normalises_as_training_does():
+    """The deployed policy's actor sees what normalize_obs gives it: (s − μ)/max(σ, floor), clipped."""
+    rms = awr.RunningMeanStd((3,))
+    rms.mean, rms.var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 1e-6, 0.25])  # σ 2, 0.001 (floored), 0.5
+    obs = np.array([[3.0, -1.9, 10.0], [-1.0, -2.0, 0.0]], np.float32)
+    policy = awr.DeterministicPolicy(torch.nn.Identity(), rms, 15.0, True, None, None, std_floor=0.01)
+    torch.testing.assert_close(policy.actor_output(torch.from_numpy(obs)),
+                               torch.from_numpy(awr.normalize_obs(obs, rms, 15.0, 0.01)))
+    # 0.1/max(0.001, 0.01) = 10 (100 without the floor); 9.5/0.5 = 19, clipped to 15
+    np.testing.assert_allclose(awr.normalize_obs(obs, rms, 15.0, 0.01), [[1.0, 10.0, 15.0], [-1.0, 0.0, -1.0]],
+                               rtol=1e-5)
