@@ -46,15 +46,17 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for episodes in RANDOM_EPISODES:
         cells, samples = [], None
+        results = {m: json.load(open(results_path(m, episodes))) for m in METHODS
+                   if os.path.exists(results_path(m, episodes))}
+        best = max((r["eval_return"]["mean"] for r in results.values()), default=None)
         for method in METHODS:
-            path = results_path(method, episodes)
-            if not os.path.exists(path):
+            if method not in results:
                 cells.append("not run")
                 continue
-            r = json.load(open(path))
+            r = results[method]
             samples = r["runs"][0]["dataset_steps"]
             per_seed = " / ".join(f"{s['eval_return_mean']:.0f}" for s in r["runs"])
-            bold = "**" if method == "awr" else ""
+            bold = "**" if r["eval_return"]["mean"] == best else ""  # the best mean of the row
             cells.append(f"{bold}{r['eval_return']['mean']:.0f} ± {r['eval_return']['std']:.0f}{bold} ({per_seed})")
         print(f"| 1 expert demo + {episodes:,} random episodes | {samples or '':,} | " + " | ".join(cells) + " |")
 
