@@ -1,4 +1,4 @@
-"""Which of awr.py's departures from the released AWR code mattered on Hopper-v4 at 1M steps: one row per departure,
+"""Which of awr.py's departures from the released AWR code mattered on Hopper-v4 (and HalfCheetah-v4) at 1M steps: one row per departure,
 each the current defaults with that one choice put back the way awr.py had it before (or, for the actions, the way
 the released code has it), as one command.
 
@@ -19,8 +19,10 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV, STEPS, LEARNING_RATE = "Hopper-v4", 1_000_000, "1e-4"  # the released code's Hopper step size, as bench_awr.py
-# row -> (what it changes, awr.py's arguments on top of the defaults)
+STEPS = 1_000_000
+# the released code's policy step size per env, as bench_awr.py
+LEARNING_RATES = {"Hopper-v4": "1e-4", "HalfCheetah-v4": "5e-5"}
+# row -> (what it changes, awr.py's arguments on top of the defaults[, env: Hopper-v4 unless named])
 ROWS = {
     "step_normaliser": ("observation statistics updated at every env step, not once per iteration",
                         ["--obs-norm-update", "step"]),
@@ -29,7 +31,17 @@ ROWS = {
     "no_whole_episodes": ("exactly 2,048 steps per iteration, episodes continuing across iterations, D trimmed by "
                           "sample", ["--no-whole-episodes"]),
     "unclipped_actions": ("the env gets the unclipped draw (released code)", ["--no-clip-actions"]),
+    # HalfCheetah's episodes are always 1,000 steps: whole episodes make every iteration 3,000 steps, not 2,048
+    "halfcheetah_no_whole_episodes": ("HalfCheetah-v4: exactly 2,048 steps per iteration (whole episodes: 3,000)",
+                                      ["--no-whole-episodes"], "HalfCheetah-v4"),
 }
+MAIN_HALFCHEETAH = os.path.join(ROOT, "benchmark", "results", "awr", "awr_halfcheetah_advantage_1m.json")
+EARLIER_HALFCHEETAH = os.path.join(ROOT, "benchmark", "results", "awr", "earlier_defaults",
+                                   "awr_halfcheetah_advantage_1m.json")
+
+
+def row_env(row: str) -> str:
+    return ROWS[row][2] if len(ROWS[row]) > 2 else "Hopper-v4"
 MAIN = os.path.join(ROOT, "benchmark", "results", "awr", "awr_hopper_advantage_1m.json")
 EARLIER = os.path.join(ROOT, "benchmark", "results", "awr", "earlier_defaults", "awr_hopper_advantage_1m.json")
 
@@ -59,19 +71,27 @@ def main() -> None:
             for row in opts.rows:
                 if os.path.exists(results_path(row)) and len(json.load(open(results_path(row)))["runs"]) >= n:
                     continue
+                env = row_env(row)
                 subprocess.run([sys.executable, "benchmark/run.py", "--name", f"awr_ablation_{row}", "--script",
-                                "awr.py", "--env", ENV, "--seeds", *[str(i) for i in range(1, n + 1)],
+                                "awr.py", "--env", env, "--seeds", *[str(i) for i in range(1, n + 1)],
                                 "--jobs", str(opts.jobs), "--", "--total-timesteps", str(STEPS),
-                                "--learning-rate", LEARNING_RATE, "--eval-episodes", "20",
+                                "--learning-rate", LEARNING_RATES[env], "--eval-episodes", "20",
                                 "--exp-name", f"awr_ablation_{row}", *ROWS[row][1]], cwd=ROOT, check=True)
 
     print("| row | what differs from the defaults | seeds | eval return (20 episodes), mean ± std | per seed |")
     print("| --- | --- | --- | --- | --- |")
-    print(line("defaults", "none (released code's normaliser, whole episodes, clipped actions)", MAIN))
-    for row, (change, _) in ROWS.items():
-        print(line(row, change, results_path(row)))
-    print(line("earlier defaults", "all of step_normaliser, earlier_normaliser and no_whole_episodes (the code "
-               "before)", EARLIER))
+    print(line("defaults", "Hopper-v4: none (released code's normaliser, whole episodes, clipped actions)", MAIN))
+    for row in ROWS:
+        if row_env(row) == "Hopper-v4":
+            print(line(row, ROWS[row][0], results_path(row)))
+    print(line("earlier defaults", "Hopper-v4: earlier_normaliser and no_whole_episodes together (the code before)",
+               EARLIER))
+    print(line("defaults", "HalfCheetah-v4: none", MAIN_HALFCHEETAH))
+    for row in ROWS:
+        if row_env(row) == "HalfCheetah-v4":
+            print(line(row, ROWS[row][0], results_path(row)))
+    print(line("earlier defaults", "HalfCheetah-v4: earlier_normaliser and no_whole_episodes together",
+               EARLIER_HALFCHEETAH))
 
 
 if __name__ == "__main__":
