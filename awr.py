@@ -569,7 +569,8 @@ def main(args: Args) -> dict:
             iteration += 1
             fresh_states = None  # states for the observation statistics, taken in after this iteration's fits
             if not args.offline:
-                # [S1] run π_{k−1} for samples_per_iter steps (the episode in progress continues into the next batch).
+                # [S1] run π_{k−1} for samples_per_iter steps, then on to the end of the episode in progress
+                # (--no-whole-episodes: that episode continues into the next batch instead).
                 # TRICK: the actor runs in numpy on a copy of its weights (several times faster per step than a torch
                 # module call at batch size 1, as in ppo.py); π is fixed until [S3].
                 actor_np = numpy_weights(agent.actor)
@@ -618,7 +619,6 @@ def main(args: Args) -> dict:
                 # The states this iteration visited, for the statistics (--obs-norm-update iteration): the first
                 # iteration's before its fits (there are no statistics yet), the others' after them, so that π
                 # learns with the statistics it acted with.
-                fresh_states = None
                 if obs_rms is not None and args.obs_norm_update == "iteration" and steps_before < args.obs_norm_samples:
                     fresh_states = episode_states(new["obs"], new["next_obs"], new["ends"]).astype(np.float64)
                     if steps_before == 0:
@@ -647,10 +647,11 @@ def main(args: Args) -> dict:
             n = len(returns)
             # (--whole-episodes: the SGD steps grow with the iteration's samples, as in the released code)
             step_scale = 1.0 if args.offline else new_steps / args.samples_per_iter
+            value_steps, policy_steps = math.ceil(args.value_steps * step_scale), math.ceil(args.policy_steps * step_scale)
 
             # [S3a] V_k ← argmin_V E_D[‖R^D − V(s)‖²], by value_steps SGD steps on minibatches.
             targets = torch.as_tensor(returns, dtype=torch.float32, device=device)  # (B,)
-            for idx in minibatch_indices(n, args.batch_size, math.ceil(args.value_steps * step_scale), batch_gen).to(device):
+            for idx in minibatch_indices(n, args.batch_size, value_steps, batch_gen).to(device):
                 # (the loss in units of the network's output, v_net = V·(1 − γ): see value_scale)
                 v_loss = value_loss(agent.value(obs[idx]), targets[idx]) / agent.value_scale ** 2
                 value_optimizer.zero_grad()
@@ -678,7 +679,7 @@ def main(args: Args) -> dict:
             b_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
             # [S3b] π_k ← argmax_π E_D[log π(a|s)·w], by policy_steps SGD steps on minibatches.
-            for idx in minibatch_indices(n, args.batch_size, math.ceil(args.policy_steps * step_scale), batch_gen).to(device):
+            for idx in minibatch_indices(n, args.batch_size, policy_steps, batch_gen).to(device):
                 out = agent.actor(obs[idx])  # logits or μ(s), (m, A)
                 if discrete:
                     logp = categorical_log_prob(out, actions[idx])
