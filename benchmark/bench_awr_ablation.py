@@ -80,18 +80,14 @@ def main() -> None:
 
     print("| row | what differs from the defaults | seeds | eval return (20 episodes), mean ± std | per seed |")
     print("| --- | --- | --- | --- | --- |")
-    print(line("defaults", "Hopper-v4: none (released code's normaliser, whole episodes, clipped actions)", MAIN))
-    for row in ROWS:
-        if row_env(row) == "Hopper-v4":
-            print(line(row, ROWS[row][0], results_path(row)))
-    print(line("earlier defaults", "Hopper-v4: earlier_normaliser and no_whole_episodes together (the code before)",
-               EARLIER))
-    print(line("defaults", "HalfCheetah-v4: none", MAIN_HALFCHEETAH))
-    for row in ROWS:
-        if row_env(row) == "HalfCheetah-v4":
-            print(line(row, ROWS[row][0], results_path(row)))
-    print(line("earlier defaults", "HalfCheetah-v4: earlier_normaliser and no_whole_episodes together",
-               EARLIER_HALFCHEETAH))
+    for env, main_path, earlier_path in (("Hopper-v4", MAIN, EARLIER),
+                                         ("HalfCheetah-v4", MAIN_HALFCHEETAH, EARLIER_HALFCHEETAH)):
+        print(line("defaults", f"{env}: none (released code's normaliser, whole episodes, clipped actions)", main_path))
+        for row in ROWS:
+            if row_env(row) == env:
+                print(line(row, ROWS[row][0], results_path(row)))
+        print(line("earlier defaults", f"{env}: earlier_normaliser and no_whole_episodes together (the code before)",
+                   earlier_path))
 
 
 if __name__ == "__main__":

@@ -82,8 +82,8 @@ def test_rwr_weights_the_return_itself(tmp_path, monkeypatch):
     np.testing.assert_allclose(seen["weights"][0]["adv"], seen["targets"][1]["returns"])
 
 
-def test_the_env_gets_the_action_rescaled_and_clipped_and_d_keeps_the_draw(tmp_path, monkeypatch):
-    """D holds ã as the Gaussian drew it (|ã| > 1 happens with σ = 1); the env executes clip(centre + half·ã)."""
+def executed_actions(monkeypatch) -> list:
+    """The list every action Count-v0 executes is appended to, from now on."""
     executed = []
     real_step = toy_envs.CountEnv.step
 
@@ -92,6 +92,12 @@ def test_the_env_gets_the_action_rescaled_and_clipped_and_d_keeps_the_draw(tmp_p
         return real_step(self, action)
 
     monkeypatch.setattr(toy_envs.CountEnv, "step", step_spy)
+    return executed
+
+
+def test_the_env_gets_the_action_rescaled_and_clipped_and_d_keeps_the_draw(tmp_path, monkeypatch):
+    """D holds ã as the Gaussian drew it (|ã| > 1 happens with σ = 1); the env executes clip(centre + half·ã)."""
+    executed = executed_actions(monkeypatch)
     drawn = []
     real_log_prob = awr.gaussian_log_prob
 
@@ -209,13 +215,6 @@ def test_iteration_statistics_fold_in_after_the_fits_and_pi_acts_with_what_it_le
 
 
 def test_no_clip_actions_gives_the_env_the_draw(tmp_path, monkeypatch):
-    executed = []
-    real_step = toy_envs.CountEnv.step
-
-    def step_spy(self, action):
-        executed.append(np.array(action))
-        return real_step(self, action)
-
-    monkeypatch.setattr(toy_envs.CountEnv, "step", step_spy)
+    executed = executed_actions(monkeypatch)
     run(tmp_path, monkeypatch, iterations=1, action_std=1.0, clip_actions=False)
     assert np.abs(np.concatenate(executed[:S])).max() > 1
