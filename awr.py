@@ -22,11 +22,14 @@ imitates actions taken from lucky states; V(s) removes that (the paper's ablatio
 Pseudocode (notes 004, "Algorithm 1"; the step tags appear in the training loop below):
     D ← ∅
     for k = 1, 2, ...
-        [S1] run π_{k−1} for `samples_per_iter` steps and add them to D, which keeps the `buffer_size` most recent
+        [S1] run π_{k−1} for whole episodes, at least `samples_per_iter` steps, and add them to D, which keeps the
+             most recent whole episodes within `buffer_size` samples
         [S2] R^D_{s,a} = TD(λ) return of every sample in D, bootstrapped with V_{k−1}
         [S3] V_k ← argmin_V E_{s∼D}[ ‖R^D_{s,a} − V(s)‖² ]                       (value_steps SGD steps)
              recompute R^D with V_k; A = R^D − V_k(s); w = min(exp(A/β), w_max)
              π_k ← argmax_π E_{s,a∼D}[ log π(a|s) · w ]                          (policy_steps SGD steps)
+             (both step counts × the iteration's steps / samples_per_iter); the observation statistics take
+             in the iteration's states
         [S4] log
     Offline (--offline, MARWIL): D is a fixed dataset (expert demos, optionally mixed with random-policy episodes)
     and [S1] is skipped; the same [S2]–[S3] run --offline-iterations times with no environment interaction.

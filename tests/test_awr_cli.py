@@ -79,6 +79,8 @@ def test_checkpoint_reloads_the_same_policy(tmp_path):
     (["--buffer-size", "100"], "--buffer-size"),
     (["--learning-rate", "0"], "--learning-rate"),
     (["--hidden-sizes", "0"], "--hidden-sizes"),
+    (["--obs-std-floor", "0"], "--obs-std-floor"),
+    (["--clip-obs", "nan"], "--clip-obs"),
     (["--random-episodes", "5"], "add --offline"),
     (["--offline", "--env", "Acrobot-v1"], "no expert demonstrations"),
     (["--offline", "--demos", "experts/Hopper-v4/demos.npz"], "not CartPole-v1"),
